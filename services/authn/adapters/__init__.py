@@ -1,0 +1,1 @@
+"""authn adapters: SQLite store, argon2 hashing, OPA revocation push, JWKS over HTTP."""

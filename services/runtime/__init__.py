@@ -1,0 +1,1 @@
+"""Shared runtime used by every service: settings, logging, server bootstrap, errors, clients, the NATS bus."""

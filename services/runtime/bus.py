@@ -1,0 +1,169 @@
+"""The NATS/JetStream bus: streams declared in code, deduplicated publishes, self-healing pull consumers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import nats
+import structlog
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext, api
+from nats.js.errors import NotFoundError
+
+from services.runtime.telemetry import extract_context, inject_headers
+
+log = structlog.get_logger("bus")
+
+Handler = Callable[[Msg], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """A JetStream stream as code: subjects, retention, storage and the dedup window for Nats-Msg-Id."""
+
+    name: str
+    subjects: tuple[str, ...]
+    storage: api.StorageType = api.StorageType.FILE
+    retention: api.RetentionPolicy = api.RetentionPolicy.LIMITS
+    duplicate_window_s: float = 120.0
+    max_age_s: float = 0.0
+    max_bytes: int = -1
+    replicas: int = 1
+
+    def config(self) -> api.StreamConfig:
+        return api.StreamConfig(
+            name=self.name,
+            subjects=list(self.subjects),
+            storage=self.storage,
+            retention=self.retention,
+            duplicate_window=self.duplicate_window_s,
+            max_age=self.max_age_s or None,
+            max_bytes=self.max_bytes,
+            num_replicas=self.replicas,
+        )
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """A durable pull consumer; heartbeats let it notice a dead server and re-subscribe."""
+
+    stream: str
+    durable: str
+    filter_subject: str
+    batch: int = 256
+    fetch_timeout_s: float = 5.0
+    heartbeat_s: float = 1.0
+    ack_wait_s: float = 30.0
+    max_deliver: int = -1
+
+
+class Bus:
+    """One NATS connection per process, shared by publishers and consumers."""
+
+    def __init__(self, url: str, name: str) -> None:
+        self.url = url
+        self.name = name
+        self._nc: NatsClient | None = None
+        self._js: JetStreamContext | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def connect(self) -> None:
+        self._nc = await nats.connect(
+            self.url,
+            name=self.name,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            ping_interval=5,
+            max_outstanding_pings=3,
+        )
+        self._js = self._nc.jetstream(timeout=5.0)
+
+    @property
+    def js(self) -> JetStreamContext:
+        if self._js is None:
+            raise RuntimeError("bus not connected")
+        return self._js
+
+    @property
+    def nc(self) -> NatsClient:
+        if self._nc is None:
+            raise RuntimeError("bus not connected")
+        return self._nc
+
+    async def ensure_streams(self, specs: Sequence[StreamSpec]) -> None:
+        for spec in specs:
+            try:
+                await self.js.stream_info(spec.name)
+                await self.js.update_stream(spec.config())
+            except NotFoundError:
+                await self.js.add_stream(spec.config())
+            log.info("bus.stream_ready", stream=spec.name, subjects=list(spec.subjects))
+
+    async def publish(
+        self,
+        subject: str,
+        payload: bytes,
+        msg_id: str | None = None,
+        headers: dict[str, str] | None = None,
+        timeout_s: float = 5.0,
+    ) -> api.PubAck:
+        """Publish to JetStream and wait for the ack; msg_id makes a retry a no-op inside the dedup window."""
+        hdrs = inject_headers(headers)
+        if msg_id:
+            hdrs["Nats-Msg-Id"] = msg_id
+        return await self.js.publish(subject, payload, timeout=timeout_s, headers=hdrs)
+
+    def consume(self, spec: ConsumerSpec, handler: Handler) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._consume_forever(spec, handler), name=f"consume:{spec.durable}")
+        self._tasks.append(task)
+        return task
+
+    async def _consume_forever(self, spec: ConsumerSpec, handler: Handler) -> None:
+        """Fetch with idle heartbeats; on any subscription failure, back off and re-create it."""
+        backoff = 0.2
+        while True:
+            try:
+                sub = await self.js.pull_subscribe(
+                    spec.filter_subject,
+                    durable=spec.durable,
+                    stream=spec.stream,
+                    config=api.ConsumerConfig(ack_wait=spec.ack_wait_s, max_deliver=spec.max_deliver),
+                )
+                backoff = 0.2
+                while True:
+                    try:
+                        msgs = await sub.fetch(spec.batch, timeout=spec.fetch_timeout_s, heartbeat=spec.heartbeat_s)
+                    except TimeoutError:
+                        continue
+                    for msg in msgs:
+                        await self._dispatch(handler, msg)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("bus.consumer_restart", durable=spec.durable, error=repr(exc), backoff_s=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _dispatch(self, handler: Handler, msg: Msg) -> None:
+        from opentelemetry import context as otel_context
+
+        token = otel_context.attach(extract_context(msg.headers or {}))
+        try:
+            await handler(msg)
+            await msg.ack()
+        except Exception:
+            log.exception("bus.handler_failed", subject=msg.subject)
+            await msg.nak(delay=1.0)
+        finally:
+            otel_context.detach(token)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._nc is not None and not self._nc.is_closed:
+            await self._nc.drain()

@@ -1,0 +1,133 @@
+"""The runtime's NATS bus against the real nats-server of the mesh: dedup, durability, self-healing consumers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from nats.aio.msg import Msg
+from nats.js import api
+
+from mesh import control
+from services.runtime.bus import Bus, ConsumerSpec, StreamSpec
+from services.runtime.settings import ServiceSettings
+
+pytestmark = pytest.mark.usefixtures("mesh")
+
+
+@pytest.fixture
+async def bus() -> AsyncIterator[Bus]:
+    bus = Bus(ServiceSettings().nats_url, "test-bus")
+    await bus.connect()
+    yield bus
+    await bus.close()
+
+
+def _spec() -> StreamSpec:
+    tag = uuid.uuid4().hex[:8].upper()
+    return StreamSpec(name=f"TEST_{tag}", subjects=(f"test.{tag}.>",), duplicate_window_s=60)
+
+
+async def _wait_nats_ready(limit_s: float = 30) -> None:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if control.is_running("nats") and control.ready("nats").ok:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError("nats did not come back")
+
+
+async def _publish_retrying(bus: Bus, subject: str, payload: bytes, msg_id: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            await bus.publish(subject, payload, msg_id=msg_id, timeout_s=1.0)
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def test_publishing_the_same_message_id_twice_stores_it_once(bus: Bus) -> None:
+    spec = _spec()
+    await bus.ensure_streams([spec])
+    subject = spec.subjects[0].replace(">", "fill")
+    first = await bus.publish(subject, b"fill-1", msg_id="fill-1")
+    again = await bus.publish(subject, b"fill-1", msg_id="fill-1")
+    assert not first.duplicate and again.duplicate
+    info = await bus.js.stream_info(spec.name)
+    assert info.state.messages == 1
+    await bus.js.delete_stream(spec.name)
+
+
+async def test_declared_streams_are_file_backed_with_the_dedup_window(bus: Bus) -> None:
+    spec = _spec()
+    await bus.ensure_streams([spec])
+    await bus.ensure_streams([spec])  # idempotent
+    info = await bus.js.stream_info(spec.name)
+    assert info.config.storage == api.StorageType.FILE
+    assert info.config.duplicate_window == pytest.approx(60)
+    await bus.js.delete_stream(spec.name)
+
+
+async def test_acknowledged_message_survives_kill_9_of_the_server(bus: Bus) -> None:
+    spec = _spec()
+    await bus.ensure_streams([spec])
+    subject = spec.subjects[0].replace(">", "durable")
+    for i in range(20):
+        await bus.publish(subject, f"m{i}".encode(), msg_id=f"m{i}")
+    os.kill(control.pid("nats"), signal.SIGKILL)
+    await asyncio.sleep(0.5)
+    await _wait_nats_ready()
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            info = await bus.js.stream_info(spec.name)
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.3)
+    assert info.state.messages == 20
+    await bus.js.delete_stream(spec.name)
+
+
+async def test_consumer_resumes_by_itself_after_a_server_restart(bus: Bus) -> None:
+    spec = _spec()
+    await bus.ensure_streams([spec])
+    subject = spec.subjects[0].replace(">", "evt")
+    seen: set[str] = set()
+    deliveries = 0
+
+    async def handle(msg: Msg) -> None:
+        nonlocal deliveries
+        deliveries += 1
+        seen.add(msg.data.decode())
+
+    bus.consume(
+        ConsumerSpec(
+            stream=spec.name,
+            durable=f"d{spec.name}",
+            filter_subject=spec.subjects[0],
+            fetch_timeout_s=1.0,
+            heartbeat_s=0.3,
+        ),
+        handle,
+    )
+    for i in range(50):
+        await bus.publish(subject, f"e{i}".encode(), msg_id=f"e{i}")
+    control.restart("nats")
+    for i in range(50, 100):
+        await _publish_retrying(bus, subject, f"e{i}".encode(), f"e{i}")
+    deadline = time.monotonic() + 30
+    while len(seen) < 100 and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    assert seen == {f"e{i}" for i in range(100)}
+    assert deliveries >= 100
+    await bus.js.delete_stream(spec.name)
