@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 import time
@@ -60,27 +61,21 @@ def install_cmd() -> None:
 
 @app.command()
 def up(
-    infra_only: Annotated[
-        bool, typer.Option("--infra-only", help="Only NATS, Valkey, QuestDB and OPA.")
-    ] = False,
+    infra_only: Annotated[bool, typer.Option("--infra-only", help="Only NATS, Valkey, QuestDB and OPA.")] = False,
     only: Annotated[list[str] | None, typer.Option("--only", help="Start just these programs.")] = None,
 ) -> None:
     """Install, start supervisord and every program in dependency order, waiting for readiness."""
     t0 = time.monotonic()
     try:
         mesh = bringup.load(ensure_tools=True, report=_report)
-        result = bringup.up(
-            mesh, max_tier=Tier.POLICY if infra_only else Tier.EDGE, only=only or (), report=_report
-        )
+        result = bringup.up(mesh, max_tier=Tier.POLICY if infra_only else Tier.EDGE, only=only or (), report=_report)
     except (install.InstallError, bringup.BringUpError, RuntimeError) as exc:
         raise _fail(exc) from exc
     started = ", ".join(result.started) or "nothing (all running)"
     console.print(f"[green]mesh up[/green] in {time.monotonic() - t0:.1f}s — started: {started}")
     skipped = unported_services(mesh.paths, mesh.ports)
     if skipped:
-        console.print(
-            f"[yellow]not run (no port in mesh/ports.toml [services]):[/yellow] {', '.join(skipped)}"
-        )
+        console.print(f"[yellow]not run (no port in mesh/ports.toml [services]):[/yellow] {', '.join(skipped)}")
     _print_endpoints(mesh)
     _print_users(mesh)
 
@@ -111,11 +106,7 @@ def status() -> None:
     rows = bringup.status(mesh)
     for row in rows:
         color = (
-            "green"
-            if row.state == "RUNNING"
-            else "red"
-            if row.state in {"FATAL", "BACKOFF", "EXITED"}
-            else "yellow"
+            "green" if row.state == "RUNNING" else "red" if row.state in {"FATAL", "BACKOFF", "EXITED"} else "yellow"
         )
         ready = "[green]yes[/green]" if row.ready.ok else "[red]no[/red]"
         endpoint = row.endpoints[0].address if row.endpoints else ""
@@ -176,11 +167,7 @@ def _print_endpoints(mesh: bringup.Mesh) -> None:
         table.add_column(col)
     for row in bringup.status(mesh):
         if row.ready.ok:
-            ok = (
-                "[green]ready[/green]"
-                if row.state == "RUNNING"
-                else "[yellow]ready (not managed by mesh)[/yellow]"
-            )
+            ok = "[green]ready[/green]" if row.state == "RUNNING" else "[yellow]ready (not managed by mesh)[/yellow]"
         else:
             ok = f"[red]{row.state.lower()}[/red]"
         for ep in row.endpoints:
@@ -207,7 +194,10 @@ def _print_users(mesh: bringup.Mesh) -> None:
         )
     console.print(table)
     trader = next((u for u in users if u.get("username") == "trader"), users[0])
-    body = f'{{"username":"{trader.get("username")}","password":"{trader.get("password")}"}}'
+    # trade.authn.v1.LoginRequest: oneof credential { PasswordCredential password = 1; ... }
+    body = json.dumps(
+        {"password": {"username": trader.get("username"), "password": trader.get("password")}}, separators=(",", ":")
+    )
     grpcurl = mesh.tools.grpcurl or PATHS.cache_bin / "grpcurl"
     cmd = shlex.join(
         [

@@ -149,13 +149,9 @@ def wait_ready(mesh: Mesh, procs: Sequence[Process], *, report: Reporter = lambd
             info = infos.get(name)
             state = info.state if info else "MISSING"
             if state in FAILED_STATES or state in {"STOPPED", "MISSING"}:
-                raise _not_ready(
-                    mesh, proc, f"it is {state} ({info.description if info else 'not configured'})"
-                )
+                raise _not_ready(mesh, proc, f"it is {state} ({info.description if info else 'not configured'})")
             if time.monotonic() - start > proc.ready_timeout:
-                raise _not_ready(
-                    mesh, proc, f"not ready after {proc.ready_timeout:.0f}s: {last[name].detail}"
-                )
+                raise _not_ready(mesh, proc, f"not ready after {proc.ready_timeout:.0f}s: {last[name].detail}")
         time.sleep(0.2)
 
 
@@ -173,10 +169,7 @@ def _check_ports_free(mesh: Mesh, proc: Process) -> None:
         return
     owners = []
     for port, pids in sorted(busy.items()):
-        who = (
-            ", ".join(f"pid {pid} ({sysproc.cmdline(pid)[:120]})" for pid in sorted(pids))
-            or "unknown process"
-        )
+        who = ", ".join(f"pid {pid} ({sysproc.cmdline(pid)[:120]})" for pid in sorted(pids)) or "unknown process"
         owners.append(f"  port {port}: {who}")
     raise BringUpError(
         f"cannot start {proc.name}: its port(s) are already in use by a process this mesh does not manage:\n"
@@ -279,9 +272,9 @@ def down(mesh: Mesh | None = None, *, report: Reporter = lambda _m: None) -> Dow
 
     names = {port: name for name, port in ports.items()}
     for port, pids_on_port in sysproc.listeners(ports.values()).items():
-        result.foreign[port] = [
-            f"{names[port]}: pid {p} {sysproc.cmdline(p)[:100]}" for p in sorted(pids_on_port)
-        ] or [f"{names[port]}: unknown owner"]
+        result.foreign[port] = [f"{names[port]}: pid {p} {sysproc.cmdline(p)[:100]}" for p in sorted(pids_on_port)] or [
+            f"{names[port]}: unknown owner"
+        ]
     result.seconds = time.monotonic() - t0
     return result
 

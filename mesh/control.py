@@ -20,12 +20,16 @@ def _supervisor() -> Supervisor:
 
 
 def is_running(name: str | None = None) -> bool:
-    """Without a name: is supervisord up? With a name: is that program RUNNING?"""
+    """Without a name: is supervisord up? With a name: is that program's process up?
+
+    A program counts as running in supervisord's RUNNING and STARTING states (STARTING lasts the
+    first second after a start); readiness is a separate question: ``ready(name)``.
+    """
     sup = _supervisor()
     if name is None:
         return sup.is_running()
     info = sup.info(name)
-    return info is not None and info.state == "RUNNING"
+    return info is not None and info.state in RUNNING_STATES
 
 
 def info(name: str) -> ProgramInfo | None:

@@ -361,9 +361,7 @@ def ensure(paths: Paths, report: Reporter = lambda _msg: None) -> Tools:
             done.add(step)
     tools = locate(paths)
     if tools.java is None:
-        raise InstallError(
-            f"Java >= {MIN_JAVA} is required for QuestDB (none found on PATH or in /usr/lib/jvm)"
-        )
+        raise InstallError(f"Java >= {MIN_JAVA} is required for QuestDB (none found on PATH or in /usr/lib/jvm)")
     still = tools.missing()
     if still:
         raise InstallError(f"still missing after install: {', '.join(still)}")

@@ -74,9 +74,7 @@ class Ports:
 
     def all(self) -> dict[str, int]:
         """Every port in the table, keyed ``section.name``."""
-        return {
-            f"{section}.{name}": port for section, table in self.raw.items() for name, port in table.items()
-        }
+        return {f"{section}.{name}": port for section, table in self.raw.items() for name, port in table.items()}
 
 
 _T = TypeVar("_T", EdgePorts, InfraPorts)

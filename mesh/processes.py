@@ -164,6 +164,9 @@ def opa(paths: Paths, ports: Ports, tools: Tools) -> Process:
             "--ignore=*_test.rego",
             "--ignore=*.py",
             "--disable-telemetry",
+            # info logs every REST request (authn polls revocations each second): keep errors only
+            "--log-level",
+            "error",
             str(paths.root / "policies"),
         ),
         tier=Tier.POLICY,
@@ -186,10 +189,7 @@ def discover_services(paths: Paths) -> list[str]:
     return sorted(
         d.name
         for d in root.iterdir()
-        if d.is_dir()
-        and d.name != "runtime"
-        and not d.name.startswith((".", "_"))
-        and (d / "__main__.py").is_file()
+        if d.is_dir() and d.name != "runtime" and not d.name.startswith((".", "_")) and (d / "__main__.py").is_file()
     )
 
 
@@ -259,9 +259,7 @@ def hooks(paths: Paths) -> list[Hook]:
     found: list[Hook] = []
     authn = paths.services_dir / "authn"
     if (authn / "seed.py").is_file() or (authn / "seed" / "__main__.py").is_file():
-        found.append(
-            Hook("seed demo users", (str(paths.python), "-m", "services.authn.seed"), {"TRADE_ENV": "local"})
-        )
+        found.append(Hook("seed demo users", (str(paths.python), "-m", "services.authn.seed"), {"TRADE_ENV": "local"}))
     return found
 
 

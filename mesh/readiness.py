@@ -151,9 +151,7 @@ class GrpcHealthProbe:
             code = exc.code() if hasattr(exc, "code") else None
             return ProbeResult(False, f"health {target}: {code}")
         status = health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
-        return ProbeResult(
-            resp.status == health_pb2.HealthCheckResponse.SERVING, f"health {target}: {status}"
-        )
+        return ProbeResult(resp.status == health_pb2.HealthCheckResponse.SERVING, f"health {target}: {status}")
 
     def describe(self) -> str:
         return f"grpc.health {self.host}:{self.port}"

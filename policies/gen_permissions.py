@@ -30,6 +30,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from google.protobuf import descriptor_pb2
 
@@ -101,16 +102,16 @@ def load_methods(descriptor_set: Path) -> dict[str, Method]:
     return methods
 
 
-def reconcile(doc: dict, methods: dict[str, Method]) -> tuple[dict, list[str]]:
+def reconcile(doc: dict[str, Any], methods: dict[str, Method]) -> tuple[dict[str, Any], list[str]]:
     """Return the document with derived scoping flags, and the problems found."""
-    entries: dict[str, dict] = doc["permissions"]["methods"]
+    entries: dict[str, dict[str, Any]] = doc["permissions"]["methods"]
     problems: list[str] = []
     missing = sorted(set(methods) - set(entries))
     extra = sorted(set(entries) - set(methods))
     problems += [f"no entry for RPC {p} (add it with its roles)" for p in missing]
     problems += [f"entry for unknown RPC {p}" for p in extra]
 
-    new_entries: dict[str, dict] = {}
+    new_entries: dict[str, dict[str, Any]] = {}
     for path in sorted(entries):
         entry = dict(entries[path])
         method = methods.get(path)
@@ -135,7 +136,7 @@ def reconcile(doc: dict, methods: dict[str, Method]) -> tuple[dict, list[str]]:
     return new_doc, problems
 
 
-def render(doc: dict) -> str:
+def render(doc: dict[str, Any]) -> str:
     """Stable layout: one RPC per line so reviews show role changes plainly."""
     perms = doc["permissions"]
     lines = ["{", '  "permissions": {']

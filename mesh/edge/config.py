@@ -19,6 +19,8 @@ JWT_PROVIDER = "authn"
 IDENTITY_HEADERS = (
     "x-jwt-payload",
     "x-trade-user",
+    "x-trade-user-id",
+    "x-trade-user-name",
     "x-trade-roles",
     "x-trade-accounts",
     "x-forwarded-client-cert",

@@ -81,9 +81,7 @@ def test_opa_is_healthy_with_its_envoy_plugin(mesh: None) -> None:
 
 def test_install_is_fast_when_everything_is_present(mesh: None) -> None:
     t0 = time.monotonic()
-    subprocess.run(
-        [sys.executable, "-m", "mesh", "install"], cwd=REPO, check=True, capture_output=True, timeout=60
-    )
+    subprocess.run([sys.executable, "-m", "mesh", "install"], cwd=REPO, check=True, capture_output=True, timeout=60)
     assert time.monotonic() - t0 < 5  # ~0.3 s of work plus interpreter start-up
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from mesh import bringup, sysproc
 from mesh.ports import load_ports
+from mesh.supervisor import RUNNING_STATES
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +51,7 @@ def test_down_leaves_nothing_behind_then_up_restores(mesh: None) -> None:
     assert up.returncode == 0, up.stdout + up.stderr
     after = m.supervisor.all_info()
     assert set(after) == set(programs)
-    not_running = {name: info.state for name, info in after.items() if info.state != "RUNNING"}
+    not_running = {name: info.state for name, info in after.items() if info.state not in RUNNING_STATES}
     assert not not_running, not_running
     for proc in m.programs:
         result = proc.probe.check()
