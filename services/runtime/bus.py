@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -60,6 +61,15 @@ class ConsumerSpec:
     max_deliver: int = -1
 
 
+async def _quietly_unsubscribe(sub: JetStreamContext.PullSubscription) -> None:
+    with contextlib.suppress(Exception):
+        await sub.unsubscribe()
+
+
+class _SilentConsumer(Exception):
+    """A pull subscription that stopped receiving although the stream has messages for it."""
+
+
 class Bus:
     """One NATS connection per process, shared by publishers and consumers."""
 
@@ -69,6 +79,12 @@ class Bus:
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        # Bumped on every reconnect: consumers re-create their pull subscriptions when it changes.
+        self.generation = 0
+
+    async def _on_reconnect(self) -> None:
+        self.generation += 1
+        log.info("bus.reconnected", generation=self.generation)
 
     async def connect(self) -> None:
         self._nc = await nats.connect(
@@ -78,6 +94,8 @@ class Bus:
             reconnect_time_wait=0.5,
             ping_interval=5,
             max_outstanding_pings=3,
+            reconnected_cb=self._on_reconnect,
+            drain_timeout=2,
         )
         self._js = self._nc.jetstream(timeout=5.0)
 
@@ -122,10 +140,13 @@ class Bus:
         return task
 
     async def _consume_forever(self, spec: ConsumerSpec, handler: Handler) -> None:
-        """Fetch with idle heartbeats; on any subscription failure, back off and re-create it."""
+        """Fetch with idle heartbeats; re-create the subscription after a reconnect, when it goes silent while
+        the server holds pending messages, or on any error (with backoff)."""
         backoff = 0.2
         while True:
+            sub = None
             try:
+                generation = self.generation
                 sub = await self.js.pull_subscribe(
                     spec.filter_subject,
                     durable=spec.durable,
@@ -133,19 +154,27 @@ class Bus:
                     config=api.ConsumerConfig(ack_wait=spec.ack_wait_s, max_deliver=spec.max_deliver),
                 )
                 backoff = 0.2
-                while True:
+                while generation == self.generation:
                     try:
                         msgs = await sub.fetch(spec.batch, timeout=spec.fetch_timeout_s, heartbeat=spec.heartbeat_s)
                     except TimeoutError:
+                        info = await sub.consumer_info()
+                        if info.num_pending:
+                            raise _SilentConsumer(f"{info.num_pending} pending but nothing delivered") from None
                         continue
                     for msg in msgs:
                         await self._dispatch(handler, msg)
+                log.info("bus.consumer_resubscribe", durable=spec.durable, generation=self.generation)
             except asyncio.CancelledError:
+                if sub is not None:
+                    await _quietly_unsubscribe(sub)
                 raise
             except Exception as exc:
                 log.warning("bus.consumer_restart", durable=spec.durable, error=repr(exc), backoff_s=backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+            if sub is not None:
+                await _quietly_unsubscribe(sub)
 
     async def _dispatch(self, handler: Handler, msg: Msg) -> None:
         from opentelemetry import context as otel_context

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import inspect
 import time
-from contextvars import Token
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import Token
 from typing import Any
 
 import grpc

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 import grpc
 import structlog
+from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -33,6 +34,8 @@ class Registration:
     on_stop: Sequence[Hook] = field(default_factory=tuple)
     # Services described by reflection without being served here (the catalog describes the whole API).
     reflect_also: Sequence[str] = field(default_factory=tuple)
+    # Descriptor pool reflection reads from (default: the process's generated modules).
+    reflection_pool: descriptor_pool.DescriptorPool | None = None
 
 
 def server_options(settings: ServiceSettings) -> list[tuple[str, int]]:
@@ -94,7 +97,7 @@ async def start_server(settings: ServiceSettings, registration: Registration) ->
         health.SERVICE_NAME,
         reflection.SERVICE_NAME,
     ]
-    reflection.enable_server_reflection(names, server)
+    reflection.enable_server_reflection(names, server, pool=registration.reflection_pool)
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")
     for hook in registration.on_start:
         await hook()

@@ -120,7 +120,9 @@ def test_grpcurl_lists_the_whole_api_through_the_edge() -> None:
 
 
 def test_malformed_request_body_is_invalid_argument(edge: grpc.Channel) -> None:
-    raw = edge.unary_unary(LOGIN, request_serializer=None, response_deserializer=None)
+    raw: grpc.UnaryUnaryMultiCallable[bytes, bytes] = edge.unary_unary(
+        LOGIN, request_serializer=None, response_deserializer=None
+    )
     # field 1 (length-delimited) claims 100 bytes but only 3 follow: not a parseable message.
     with pytest.raises(grpc.RpcError) as caught:
         raw(b"\x0a\x64abc", timeout=5)

@@ -26,7 +26,7 @@ def test_readme_walkthrough_logs_in_and_calls_through_the_edge() -> None:
     result = subprocess.run(["bash", "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
     out, err = result.stdout, result.stderr
     assert "trade.authn.v1.AuthnService" in out and "trade.oms.v1.OmsService" in out
-    identity = json.loads(out[out.index("{"): out.index("}", out.index('"username"')) + 1])
+    identity = json.loads(out[out.index("{") : out.index("}", out.index('"username"')) + 1])
     assert identity["username"] == "trader" and identity["accounts"] == ["ACC-TRADER-1"]
     assert "Code: Unauthenticated" in err
     assert "Code: PermissionDenied" in err

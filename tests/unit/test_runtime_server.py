@@ -115,7 +115,7 @@ async def test_unexpected_exception_is_internal_without_leaking_the_message(serv
 
 async def test_malformed_bytes_are_invalid_argument(server: RunningServer) -> None:
     async with insecure_channel(f"127.0.0.1:{server.port}") as channel:
-        raw = channel.unary_unary(f"/{SERVICE}/Echo")
+        raw: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(f"/{SERVICE}/Echo")
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await raw(b"\x0a\x64abc")
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -175,7 +175,7 @@ async def test_graceful_shutdown_drains_in_flight_calls_and_reports_not_serving(
         await asyncio.sleep(0.1)
         stopping = asyncio.ensure_future(server.stop())
         await asyncio.sleep(0.05)
-        health = await server.health.Check(health_pb2.HealthCheckRequest(service=""), None)  # type: ignore[arg-type]
+        health = await server.health.Check(health_pb2.HealthCheckRequest(service=""), None)
         assert health.status == health_pb2.HealthCheckResponse.NOT_SERVING
         reply = await in_flight
         await stopping
