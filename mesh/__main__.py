@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import sys
@@ -44,18 +45,8 @@ def install_cmd() -> None:
     table = Table(title=f"tools ({time.monotonic() - t0:.1f}s)")
     table.add_column("tool")
     table.add_column("path")
-    for name in (
-        "supervisord",
-        "envoy",
-        "nats_server",
-        "buf",
-        "redis_server",
-        "java",
-        "questdb_jar",
-        "opa",
-        "grpcurl",
-    ):
-        table.add_row(name, str(getattr(tools, name)))
+    for field in dataclasses.fields(tools):
+        table.add_row(field.name, str(getattr(tools, field.name)))
     console.print(table)
 
 

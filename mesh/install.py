@@ -24,6 +24,8 @@ QUESTDB_VERSIONS = ("9.3.4", "9.3.2", "9.3.1")
 OPA_ENVOY_MODULE = "github.com/open-policy-agent/opa-envoy-plugin"
 OPA_ENVOY_VERSION = "v1.10.0-envoy"
 GRPCURL_PACKAGE = "github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3"
+# load generator of bench/ (open-loop fixed-rate gRPC calls)
+GHZ_PACKAGE = "github.com/bojand/ghz/cmd/ghz@v0.121.0"
 MIN_JAVA = 17
 
 Reporter = Callable[[str], None]
@@ -46,6 +48,7 @@ class Tools:
     questdb_jar: Path | None
     opa: Path | None
     grpcurl: Path | None
+    ghz: Path | None
 
     def missing(self) -> list[str]:
         return [f.name for f in fields(self) if getattr(self, f.name) is None]
@@ -149,6 +152,7 @@ def locate(paths: Paths) -> Tools:
         questdb_jar=_questdb_jar(paths),
         opa=_exe(paths.cache_bin / "opa-envoy-plugin"),
         grpcurl=_exe(paths.cache_bin / "grpcurl"),
+        ghz=_exe(paths.cache_bin / "ghz"),
     )
 
 
@@ -317,11 +321,18 @@ def install_opa(paths: Paths, report: Reporter) -> None:
     _run("opa-build", [go, "build", "-o", str(target), "./cmd/opa-envoy-plugin"], paths, cwd=src, env=env)
 
 
-def install_grpcurl(paths: Paths, report: Reporter) -> None:
-    go = _go(paths)
-    report(f"grpcurl: go install {GRPCURL_PACKAGE}")
-    paths.cache_bin.mkdir(parents=True, exist_ok=True)
-    _run("grpcurl", [go, "install", GRPCURL_PACKAGE], paths, cwd=paths.cache, env=_go_env(paths))
+def _go_install(name: str, package: str) -> Callable[[Paths, Reporter], None]:
+    def install(paths: Paths, report: Reporter) -> None:
+        go = _go(paths)
+        report(f"{name}: go install {package}")
+        paths.cache_bin.mkdir(parents=True, exist_ok=True)
+        _run(name, [go, "install", package], paths, cwd=paths.cache, env=_go_env(paths))
+
+    return install
+
+
+install_grpcurl = _go_install("grpcurl", GRPCURL_PACKAGE)
+install_ghz = _go_install("ghz", GHZ_PACKAGE)
 
 
 def _make_writable(root: Path) -> None:
@@ -342,6 +353,7 @@ _STEPS: dict[str, Callable[[Paths, Reporter], None]] = {
     "questdb_jar": install_questdb,
     "opa": install_opa,
     "grpcurl": install_grpcurl,
+    "ghz": install_ghz,
 }
 
 
