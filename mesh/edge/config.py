@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from google.protobuf import any_pb2
@@ -33,6 +35,7 @@ PUBLIC_METHODS = (
 REFLECTION_PREFIXES = ("/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/")
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
 REFLECTION_BACKEND = "catalog"
+PERMISSIONS_FILE = Path(__file__).resolve().parents[2] / "policies" / "permissions.json"
 HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 
 
@@ -110,7 +113,18 @@ def _no_body_buffering() -> dict[str, Any]:
     }
 
 
+def _methods_needing_body() -> set[str]:
+    """Methods whose policy decision reads the request body (account, instrument or user scoping)."""
+    table = json.loads(PERMISSIONS_FILE.read_text())["permissions"]["methods"]
+    return {
+        path
+        for path, perm in table.items()
+        if perm.get("account_scoped") or perm.get("instrument_scoped") or perm.get("user_field")
+    }
+
+
 def _routes(api: list[Service], opts: EdgeOptions) -> list[dict[str, Any]]:
+    needs_body = _methods_needing_body()
     routes: list[dict[str, Any]] = []
     for prefix in REFLECTION_PREFIXES:
         # Reflection is a bidi stream: authorize on headers only, never wait for a body.
@@ -123,25 +137,22 @@ def _routes(api: list[Service], opts: EdgeOptions) -> list[dict[str, Any]]:
         )
     for svc in api:
         for method in svc.methods:
+            path = f"/{svc.full_name}/{method.name}"
+            route: dict[str, Any] = {"match": {"path": path}}
             if method.server_streaming or method.client_streaming:
                 # Streams live as long as the client wants: no route timeout, an idle timeout instead.
-                routes.append(
-                    {
-                        "match": {"path": f"/{svc.full_name}/{method.name}"},
-                        "route": {"cluster": svc.backend, "timeout": "0s", "idle_timeout": "3600s"},
-                    }
-                )
-        routes.append(
-            {
-                "match": {"prefix": f"/{svc.full_name}/"},
-                "route": {
+                route["route"] = {"cluster": svc.backend, "timeout": "0s", "idle_timeout": "3600s"}
+            else:
+                route["route"] = {
                     "cluster": svc.backend,
                     "timeout": f"{opts.unary_timeout_s}s",
                     # A client's grpc-timeout (deadline) is honoured up to this cap.
                     "max_stream_duration": {"grpc_timeout_header_max": f"{opts.unary_timeout_s}s"},
-                },
-            }
-        )
+                }
+            if path not in needs_body:
+                # OPA decides on the method and the token alone: don't buffer and parse the body for it.
+                route["typed_per_filter_config"] = _no_body_buffering()
+            routes.append(route)
     return routes
 
 

@@ -16,7 +16,7 @@ from opentelemetry import trace
 
 from services.runtime.errors import DomainError, ErrorKind, FieldViolation, invalid_argument
 from services.runtime.status import STATUS_DETAILS_KEY, grpc_code, to_status
-from services.runtime.telemetry import extract_context
+from services.runtime.telemetry import current_trace_id, extract_context
 
 log = structlog.get_logger("rpc")
 _tracer = trace.get_tracer("trade.runtime.grpc")
@@ -104,6 +104,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 if isinstance(request, _Malformed):
                     raise _malformed_error(request)
                 with _tracer.start_as_current_span(method, kind=trace.SpanKind.SERVER):
+                    structlog.contextvars.bind_contextvars(trace_id=current_trace_id())
                     return await behavior(request, context)
             except BaseException as exc:
                 await _handle(exc, context, method, start)
@@ -122,6 +123,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 if isinstance(request, _Malformed):
                     raise _malformed_error(request)
                 with _tracer.start_as_current_span(method, kind=trace.SpanKind.SERVER):
+                    structlog.contextvars.bind_contextvars(trace_id=current_trace_id())
                     if inspect.isasyncgenfunction(behavior) or inspect.isasyncgen(behavior):
                         async for item in behavior(request, context):
                             yield item
@@ -156,7 +158,7 @@ async def _handle(exc: BaseException, context: grpc.aio.ServicerContext[Any, Any
 
 def _log_done(context: grpc.aio.ServicerContext[Any, Any], method: str, start: float) -> None:
     log.debug("rpc.done", code=str(context.code()), ms=_ms(start))
-    structlog.contextvars.unbind_contextvars("request_id", "method")
+    structlog.contextvars.unbind_contextvars("request_id", "method", "trace_id")
 
 
 def _ms(start: float) -> float:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import http.client
+import os
+import signal
 import struct
 import subprocess
 import time
@@ -11,6 +13,7 @@ import grpc
 import pytest
 from trade.authn.v1 import authn_pb2
 
+from mesh import control
 from mesh.ports import load_ports
 from tests.support.edge import DEMO_PASSWORDS, authn_stub, bearer, code_of, rich_status, token_for
 from tests.support.mesh import grpcurl_binary, restart_opa_and_wait, stop_opa
@@ -158,6 +161,20 @@ def test_invalid_fields_come_back_as_bad_request_details(edge: grpc.Channel) -> 
     assert info is not None and info.reason == "VALIDATION_FAILED" and info.domain == "trade2026"
     assert bad is not None
     assert {v.field for v in bad.field_violations} == {"username", "password", "roles"}
+
+
+def test_a_hung_opa_means_calls_are_denied_within_the_authz_timeout(edge: grpc.Channel) -> None:
+    token = token_for(edge, "admin")
+    pid = control.pid("opa")
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        code = code_of(lambda: authn_stub(edge).WhoAmI(authn_pb2.WhoAmIRequest(), metadata=bearer(token), timeout=5))
+        elapsed = time.monotonic() - started
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert code == grpc.StatusCode.PERMISSION_DENIED
+    assert elapsed < 1.5, f"denial took {elapsed:.2f}s; the edge must not wait on a hung OPA"
 
 
 def test_opa_stopped_means_calls_are_denied(edge: grpc.Channel) -> None:

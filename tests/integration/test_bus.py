@@ -12,10 +12,12 @@ from collections.abc import AsyncIterator
 import pytest
 from nats.aio.msg import Msg
 from nats.js import api
+from opentelemetry import trace
 
 from mesh import control
 from services.runtime.bus import Bus, ConsumerSpec, StreamSpec
 from services.runtime.settings import ServiceSettings
+from services.runtime.telemetry import configure_tracing
 
 pytestmark = pytest.mark.usefixtures("mesh")
 
@@ -73,6 +75,25 @@ async def test_declared_streams_are_file_backed_with_the_dedup_window(bus: Bus) 
     info = await bus.js.stream_info(spec.name)
     assert info.config.storage == api.StorageType.FILE
     assert info.config.duplicate_window == pytest.approx(60)
+    await bus.js.delete_stream(spec.name)
+
+
+async def test_trace_context_travels_in_nats_headers(bus: Bus) -> None:
+    spec = _spec()
+    await bus.ensure_streams([spec])
+    subject = spec.subjects[0].replace(">", "traced")
+    configure_tracing("test-bus")
+    received: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    async def handle(msg: Msg) -> None:
+        if not received.done():
+            received.set_result(trace.get_current_span().get_span_context().trace_id)
+
+    with trace.get_tracer("test").start_as_current_span("publish") as span:
+        sent_trace_id = span.get_span_context().trace_id
+        await bus.publish(subject, b"x", msg_id="traced-1")
+    bus.consume(ConsumerSpec(stream=spec.name, durable=f"t{spec.name}", filter_subject=spec.subjects[0]), handle)
+    assert await asyncio.wait_for(received, timeout=10) == sent_trace_id
     await bus.js.delete_stream(spec.name)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 import pytest
+import structlog
 from google.protobuf import wrappers_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -33,6 +34,9 @@ async def _echo(request: wrappers_pb2.StringValue, context: Any) -> wrappers_pb2
         raise invalid_argument(FieldViolation("value", "must not be 'invalid'"))
     if request.value == "boom":
         raise RuntimeError("unexpected")
+    if request.value == "context":
+        bound = structlog.contextvars.get_contextvars()
+        return wrappers_pb2.StringValue(value=f"{bound.get('request_id')}|{bound.get('trace_id')}")
     if request.value.startswith("sleep:"):
         await asyncio.sleep(float(request.value.split(":")[1]))
     return wrappers_pb2.StringValue(value=request.value)
@@ -158,6 +162,14 @@ async def test_health_and_reflection_are_served(server: RunningServer) -> None:
             names = {s.name for s in response.list_services_response.service}
             break
     assert SERVICE in names and "grpc.health.v1.Health" in names
+
+
+async def test_request_id_and_incoming_trace_id_are_bound_for_logging(server: RunningServer) -> None:
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    metadata = (("x-request-id", "req-42"), ("traceparent", f"00-{trace_id}-00f067aa0ba902b7-01"))
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        reply = await _echo_call(channel)(wrappers_pb2.StringValue(value="context"), metadata=metadata)
+    assert reply.value == f"req-42|{trace_id}"
 
 
 async def test_client_default_deadline_applies_to_unary_calls(server: RunningServer) -> None:
