@@ -184,6 +184,8 @@ def _jwt_filter(opts: EdgeOptions, ports: Ports) -> dict[str, Any]:
                     "forward_payload_header": "x-jwt-payload",
                     "payload_in_metadata": "jwt_payload",
                     "clock_skew_seconds": 30,
+                    # Verified tokens are cached (until their exp), so a token's signature is checked once.
+                    "jwt_cache_config": {"jwt_cache_size": 4096},
                 }
             },
             "rules": [*public, {"match": {"prefix": "/"}, "requires": {"provider_name": JWT_PROVIDER}}],

@@ -62,7 +62,6 @@ class Book:
         "bid_heap",
         "bids",
         "buy_stops",
-        "fee_div",
         "index",
         "instrument",
         "last",
@@ -70,20 +69,20 @@ class Book:
         "min_notional",
         "sell_stops",
         "seq",
+        "spare",
         "stops_live",
         "symbol",
         "tick",
         "trade_id",
     )
 
-    def __init__(self, instrument: Instrument, index: int, fee_div: int) -> None:
+    def __init__(self, instrument: Instrument, index: int) -> None:
         self.instrument = instrument
         self.symbol = instrument.symbol
         self.index = index
         self.tick = instrument.tick
         self.lot = instrument.lot
         self.min_notional = instrument.min_notional
-        self.fee_div = fee_div
         self.bids: dict[int, Level] = {}
         self.asks: dict[int, Level] = {}
         self.bid_heap: list[int] = []  # -price
@@ -91,6 +90,7 @@ class Book:
         self.buy_stops: list[tuple[int, int]] = []  # (stop price, order id): trigger when last >= stop
         self.sell_stops: list[tuple[int, int]] = []  # (-stop price, order id): trigger when last <= stop
         self.stops_live = 0
+        self.spare: list[Level] = []  # emptied Level objects for reuse (levels come and go at the top all the time)
         self.seq = 0  # last book update id
         self.trade_id = 0  # last trade id
         self.last = 0  # last trade price (0: no trade yet)

@@ -49,7 +49,7 @@ from services.prism.domain.events import (
     TRIGGERED,
     Event,
 )
-from services.prism.domain.fees import FeeSchedule, fee_divisor
+from services.prism.domain.fees import FeeSchedule
 from services.prism.domain.instruments import DEFAULT_INSTRUMENTS, Instrument
 from services.prism.domain.orders import (
     BELOW_MIN_NOTIONAL,
@@ -115,7 +115,8 @@ class MatchingEngine:
     __slots__ = (
         "_book_list",
         "_books",
-        "_default_rates",
+        "_maker_ppm",
+        "_taker_ppm",
         "_fee_tiers",
         "_gtd",
         "_next_oid",
@@ -134,7 +135,8 @@ class MatchingEngine:
         self.events: list[Event] = []
         self.now = now_ns
         self.fees = fees or FeeSchedule()
-        self._default_rates = (self.fees.maker_ppm, self.fees.taker_ppm)
+        self._maker_ppm = self.fees.maker_ppm
+        self._taker_ppm = self.fees.taker_ppm
         self._fee_tiers: dict[int, tuple[int, int]] = {}
         self._books: dict[str, Book] = {}
         self._book_list: list[Book] = []
@@ -150,7 +152,7 @@ class MatchingEngine:
         """Open a book for an instrument."""
         if instrument.symbol in self._books:
             raise ValueError(f"duplicate instrument {instrument.symbol}")
-        book = Book(instrument, len(self._book_list), fee_divisor(instrument, self.fees.fee_decimals))
+        book = Book(instrument, len(self._book_list))
         self._books[instrument.symbol] = book
         self._book_list.append(book)
         return book
@@ -236,16 +238,21 @@ class MatchingEngine:
         if book is None:
             self.events.append((REJECTED, symbol, oid, owner, UNKNOWN_SYMBOL, ""))
             return oid
-        # fast path: a plain GTC/IOC limit order that validates; everything else goes through _validate
+        # fast path: plain GTC/IOC limit and IOC market orders that validate; everything else goes to _validate
+        if order_type == LIMIT:
+            fast = (
+                (tif == GTC or (tif == IOC and not post_only))
+                and 0 < price < MAX_PRICE
+                and not price % book.tick
+                and price * qty >= book.min_notional
+            )
+        else:
+            fast = order_type == MARKET and tif == IOC and not price and not post_only
         if not (
-            order_type == LIMIT
-            and (tif == GTC or (tif == IOC and not post_only))
+            fast
             and (side == BUY or side == SELL)  # noqa: SIM109 (two compares beat building a tuple)
             and 0 < qty < MAX_PRICE
             and not qty % book.lot
-            and 0 < price < MAX_PRICE
-            and not price % book.tick
-            and price * qty >= book.min_notional
             and not stop_price
             and not expire_ns
         ):
@@ -262,13 +269,16 @@ class MatchingEngine:
         ):
             ev.append((REJECTED, symbol, oid, owner, POST_ONLY_WOULD_TAKE, ""))
             return oid
-        rates = self._fee_tiers.get(owner, self._default_rates)
+        if self._fee_tiers and owner in self._fee_tiers:
+            maker_ppm, taker_ppm = self._fee_tiers[owner]
+        else:
+            maker_ppm, taker_ppm = self._maker_ppm, self._taker_ppm
         o = [oid, owner, side, price, qty, qty, order_type, tif, expire_ns, stop_price, post_only, 0, book.index,
-             rates[0], rates[1]]  # fmt: skip
+             maker_ppm, taker_ppm]  # fmt: skip
         ev.append((ACCEPTED, symbol, oid, owner, side, order_type, tif, price, qty, stop_price))
         if tif == GTD:
             heappush(self._gtd, (expire_ns, oid))
-        if order_type >= STOP:
+        if order_type > LIMIT:  # STOP, STOP_LIMIT: wait for the trigger
             o[O_STATE] = STOP_PENDING
             self._orders[oid] = o
             if side == BUY:
@@ -279,48 +289,53 @@ class MatchingEngine:
             if book.last:
                 self._run_stops(book)
             return oid
-        if order_type == LIMIT and tif != FOK:
-            # a limit order that does not cross rests at once (the common case: no call to _execute)
-            if side == BUY:
-                heap = book.ask_heap
-                if not heap or price < heap[0]:
-                    if tif == IOC:
-                        ev.append((EXPIRED, symbol, oid, owner, qty, NO_LIQUIDITY))
-                        return oid
-                    levels = book.bids
-                    lvl = levels.get(price)
-                    if lvl is None:
-                        lvl = levels[price] = Level()
-                        heappush(book.bid_heap, -price)
-                    lvl.orders.append(o)
-                    lq = lvl.qty = lvl.qty + qty
-                    n = lvl.n = lvl.n + 1
-                    o[O_STATE] = RESTING
-                    self._orders[oid] = o
-                    seq = book.seq = book.seq + 1
-                    ev.append((BOOK, symbol, seq, BUY, price, lq, n))
-                    return oid
+        if tif == FOK:
+            trade_id = book.trade_id
+            self._execute(book, o)
+        elif side == BUY:
+            heap = book.ask_heap
+            if heap and (order_type == MARKET or heap[0] <= price):
+                trade_id = book.trade_id
+                self._remainder(book, o, self._take_buy(book, o, price if order_type == LIMIT else MAX_PRICE), qty)
+            elif order_type == MARKET or tif == IOC:
+                ev.append((EXPIRED, symbol, oid, owner, qty, NO_LIQUIDITY))
+                return oid
+            else:  # rests at once: the common case, written out
+                levels = book.bids
+                lvl = levels.get(price)
+                if lvl is None:
+                    lvl = levels[price] = book.spare.pop() if book.spare else Level()
+                    heappush(book.bid_heap, -price)
+                lvl.orders.append(o)
+                lq = lvl.qty = lvl.qty + qty
+                n = lvl.n = lvl.n + 1
+                o[O_STATE] = RESTING
+                self._orders[oid] = o
+                seq = book.seq = book.seq + 1
+                ev.append((BOOK, symbol, seq, BUY, price, lq, n))
+                return oid
+        else:
+            heap = book.bid_heap
+            if heap and (order_type == MARKET or -heap[0] >= price):
+                trade_id = book.trade_id
+                self._remainder(book, o, self._take_sell(book, o, price if order_type == LIMIT else 0), qty)
+            elif order_type == MARKET or tif == IOC:
+                ev.append((EXPIRED, symbol, oid, owner, qty, NO_LIQUIDITY))
+                return oid
             else:
-                heap = book.bid_heap
-                if not heap or price > -heap[0]:
-                    if tif == IOC:
-                        ev.append((EXPIRED, symbol, oid, owner, qty, NO_LIQUIDITY))
-                        return oid
-                    levels = book.asks
-                    lvl = levels.get(price)
-                    if lvl is None:
-                        lvl = levels[price] = Level()
-                        heappush(book.ask_heap, price)
-                    lvl.orders.append(o)
-                    lq = lvl.qty = lvl.qty + qty
-                    n = lvl.n = lvl.n + 1
-                    o[O_STATE] = RESTING
-                    self._orders[oid] = o
-                    seq = book.seq = book.seq + 1
-                    ev.append((BOOK, symbol, seq, SELL, price, lq, n))
-                    return oid
-        trade_id = book.trade_id
-        self._execute(book, o)
+                levels = book.asks
+                lvl = levels.get(price)
+                if lvl is None:
+                    lvl = levels[price] = book.spare.pop() if book.spare else Level()
+                    heappush(book.ask_heap, price)
+                lvl.orders.append(o)
+                lq = lvl.qty = lvl.qty + qty
+                n = lvl.n = lvl.n + 1
+                o[O_STATE] = RESTING
+                self._orders[oid] = o
+                seq = book.seq = book.seq + 1
+                ev.append((BOOK, symbol, seq, SELL, price, lq, n))
+                return oid
         if book.stops_live and book.trade_id != trade_id:
             self._run_stops(book)
         return oid
@@ -334,12 +349,22 @@ class MatchingEngine:
             return False
         book = self._book_list[o[O_BOOK]]
         leaves = o[O_LEAVES]
-        o[O_LEAVES] = 0
-        self.events.append((CANCELED, book.symbol, order_id, o[O_OWNER], leaves, CANCEL_REQUESTED))
-        if o[O_STATE] == RESTING:
-            self._unlink(book, o, leaves)
-        else:
+        o[O_LEAVES] = 0  # its queue entry is dead from now on
+        ev = self.events
+        symbol = book.symbol
+        ev.append((CANCELED, symbol, order_id, o[O_OWNER], leaves, CANCEL_REQUESTED))
+        if o[O_STATE] != RESTING:
             self._stop_gone(book)
+            return True
+        price = o[O_PRICE]
+        side = o[O_SIDE]
+        lvl = (book.bids if side == BUY else book.asks)[price]
+        lq = lvl.qty = lvl.qty - leaves
+        n = lvl.n = lvl.n - 1
+        seq = book.seq = book.seq + 1
+        ev.append((BOOK, symbol, seq, side, price, lq, n))
+        if not n or len(lvl.orders) > 2 * n + _COMPACT_SLACK:
+            self._tidy(book, side, price, lvl)
         return True
 
     def amend(self, order_id: int, new_qty: int = 0, new_price: int = 0) -> bool:
@@ -497,32 +522,34 @@ class MatchingEngine:
         return "", "", tif
 
     def _execute(self, book: Book, o: Order) -> None:
-        """Match an incoming (or re-entering, or triggered) order, then rest, expire or cancel its remainder."""
+        """Match a FOK, re-entering (amended) or triggered order, then rest, expire or cancel its remainder."""
         side = o[O_SIDE]
         otype = o[O_TYPE]
-        tif = o[O_TIF]
         limit = o[O_PRICE] if otype in (LIMIT, STOP_LIMIT) else (MAX_PRICE if side == BUY else 0)
-        ev = self.events
-        if tif == FOK and not self._fok_fillable(book, o, limit):
-            ev.append((EXPIRED, book.symbol, o[O_ID], o[O_OWNER], o[O_LEAVES], FOK_NOT_FILLABLE))
+        start = o[O_LEAVES]
+        if o[O_TIF] == FOK and not self._fok_fillable(book, o, limit):
+            self.events.append((EXPIRED, book.symbol, o[O_ID], o[O_OWNER], start, FOK_NOT_FILLABLE))
             o[O_LEAVES] = 0
             return
-        start = o[O_LEAVES]
         stp = False
         if side == BUY:
             if book.ask_heap and book.ask_heap[0] <= limit:
                 stp = self._take_buy(book, o, limit)
         elif book.bid_heap and -book.bid_heap[0] >= limit:
             stp = self._take_sell(book, o, limit)
+        self._remainder(book, o, stp, start)
+
+    def _remainder(self, book: Book, o: Order, stp: bool, start: int) -> None:
+        """After matching: cancel (self-trade prevention), expire (market/IOC/FOK) or rest what is left."""
         leaves = o[O_LEAVES]
         if not leaves:
             return
         if stp:
-            ev.append((CANCELED, book.symbol, o[O_ID], o[O_OWNER], leaves, SELF_TRADE_PREVENTION))
+            self.events.append((CANCELED, book.symbol, o[O_ID], o[O_OWNER], leaves, SELF_TRADE_PREVENTION))
             o[O_LEAVES] = 0
-        elif otype in (MARKET, STOP) or tif in (IOC, FOK):
+        elif o[O_TYPE] in (MARKET, STOP) or o[O_TIF] in (IOC, FOK):
             reason = NO_LIQUIDITY if leaves == start else IOC_REMAINDER
-            ev.append((EXPIRED, book.symbol, o[O_ID], o[O_OWNER], leaves, reason))
+            self.events.append((EXPIRED, book.symbol, o[O_ID], o[O_OWNER], leaves, reason))
             o[O_LEAVES] = 0
         else:
             self._rest(book, o)
@@ -535,13 +562,13 @@ class MatchingEngine:
             levels = book.bids
             lvl = levels.get(price)
             if lvl is None:
-                lvl = levels[price] = Level()
+                lvl = levels[price] = book.spare.pop() if book.spare else Level()
                 heappush(book.bid_heap, -price)
         else:
             levels = book.asks
             lvl = levels.get(price)
             if lvl is None:
-                lvl = levels[price] = Level()
+                lvl = levels[price] = book.spare.pop() if book.spare else Level()
                 heappush(book.ask_heap, price)
         lvl.orders.append(o)
         lvl.qty += o[O_LEAVES]
@@ -552,36 +579,45 @@ class MatchingEngine:
         self.events.append((BOOK, book.symbol, book.seq, side, price, lvl.qty, lvl.n))
 
     def _unlink(self, book: Book, o: Order, leaves: int) -> None:
-        """Take a resting order (already marked dead: leaves 0) out of its level's totals; keep the heap tops live."""
+        """Take a resting order (already marked dead: leaves 0) out of its level's totals."""
         side = o[O_SIDE]
         price = o[O_PRICE]
-        if side == BUY:
-            levels = book.bids
-            heap = book.bid_heap
-            key = -price
-        else:
-            levels = book.asks
-            heap = book.ask_heap
-            key = price
-        lvl = levels[price]
+        lvl = (book.bids if side == BUY else book.asks)[price]
         lq = lvl.qty = lvl.qty - leaves
         n = lvl.n = lvl.n - 1
         book.seq += 1
         self.events.append((BOOK, book.symbol, book.seq, side, price, lq, n))
-        if not n:
-            if heap[0] == key:  # the best level emptied: drop it and any empty levels under it
-                del levels[price]
-                heappop(heap)
-                while heap:
-                    top = heap[0]
-                    if levels[-top if side == BUY else top].n:
-                        break
-                    heappop(heap)
-                    del levels[-top if side == BUY else top]
-            else:
-                lvl.orders.clear()
-        elif len(lvl.orders) > 2 * n + _COMPACT_SLACK:
+        if not n or len(lvl.orders) > 2 * n + _COMPACT_SLACK:
+            self._tidy(book, side, price, lvl)
+
+    @staticmethod
+    def _tidy(book: Book, side: int, price: int, lvl: Level) -> None:
+        """A level lost orders: drop it if it was the best and is now empty (keeping the heap-top invariant), else
+        drop its dead entries when they are all or most of its queue."""
+        if lvl.n:
             lvl.orders = deque(x for x in lvl.orders if x[O_LEAVES])
+            return
+        if side == BUY:
+            heap, levels, key = book.bid_heap, book.bids, -price
+        else:
+            heap, levels, key = book.ask_heap, book.asks, price
+        if heap[0] != key:
+            lvl.orders.clear()  # an empty level below the top: it stays (empty) until it reaches the top
+            return
+        spare = book.spare
+        heappop(heap)
+        del levels[price]
+        lvl.orders.clear()
+        spare.append(lvl)
+        while heap:
+            top = -heap[0] if side == BUY else heap[0]
+            lvl = levels[top]
+            if lvl.n:
+                break
+            heappop(heap)
+            del levels[top]
+            lvl.orders.clear()
+            spare.append(lvl)
 
     def _stop_gone(self, book: Book) -> None:
         """A pending stop left (canceled or expired): its heap entry is now stale; compact when mostly stale."""
@@ -646,13 +682,14 @@ class MatchingEngine:
         heap = book.ask_heap
         levels = book.asks
         symbol = book.symbol
-        div = book.fee_div
         owner = o[O_OWNER]
         toid = o[O_ID]
         tqty = o[O_QTY]
         trate = o[O_TAKER_PPM]
         leaves = o[O_LEAVES]
         tid = book.trade_id
+        seq = book.seq
+        spare = book.spare
         stp = False
         while heap:
             p = heap[0]
@@ -680,8 +717,8 @@ class MatchingEngine:
                 tid += 1
                 moid = mo[O_ID]
                 ev.append((TRADE, symbol, tid, p, f, BUY,
-                           moid, mo[O_OWNER], mo[O_QTY] - ml, ml, -((n * mo[O_MAKER_PPM]) // div),
-                           toid, owner, tqty - leaves, leaves, -((n * trate) // div)))  # fmt: skip
+                           moid, mo[O_OWNER], mo[O_QTY] - ml, ml, -((n * mo[O_MAKER_PPM]) // 1_000_000),
+                           toid, owner, tqty - leaves, leaves, -((n * trate) // 1_000_000)))  # fmt: skip
                 if ml:
                     break
                 q.popleft()
@@ -692,17 +729,25 @@ class MatchingEngine:
             if traded:
                 lq = lvl.qty = lvl.qty - traded
                 cnt = lvl.n = lvl.n - done
-                book.seq += 1
-                ev.append((BOOK, symbol, book.seq, SELL, p, lq, cnt))
+                seq += 1
+                ev.append((BOOK, symbol, seq, SELL, p, lq, cnt))
                 book.last = p
             if not lvl.n:  # the best level is used up (the guard also covers a level of dead entries only)
                 del levels[p]
                 heappop(heap)
-                while heap and not levels[heap[0]].n:
+                q.clear()
+                spare.append(lvl)
+                while heap:
+                    lvl = levels[heap[0]]
+                    if lvl.n:
+                        break
                     del levels[heappop(heap)]
+                    lvl.orders.clear()
+                    spare.append(lvl)
             if stp or not leaves:
                 break
         book.trade_id = tid
+        book.seq = seq
         o[O_LEAVES] = leaves
         return stp
 
@@ -713,13 +758,14 @@ class MatchingEngine:
         heap = book.bid_heap
         levels = book.bids
         symbol = book.symbol
-        div = book.fee_div
         owner = o[O_OWNER]
         toid = o[O_ID]
         tqty = o[O_QTY]
         trate = o[O_TAKER_PPM]
         leaves = o[O_LEAVES]
         tid = book.trade_id
+        seq = book.seq
+        spare = book.spare
         stp = False
         while heap:
             p = -heap[0]
@@ -747,8 +793,8 @@ class MatchingEngine:
                 tid += 1
                 moid = mo[O_ID]
                 ev.append((TRADE, symbol, tid, p, f, SELL,
-                           moid, mo[O_OWNER], mo[O_QTY] - ml, ml, -((n * mo[O_MAKER_PPM]) // div),
-                           toid, owner, tqty - leaves, leaves, -((n * trate) // div)))  # fmt: skip
+                           moid, mo[O_OWNER], mo[O_QTY] - ml, ml, -((n * mo[O_MAKER_PPM]) // 1_000_000),
+                           toid, owner, tqty - leaves, leaves, -((n * trate) // 1_000_000)))  # fmt: skip
                 if ml:
                     break
                 q.popleft()
@@ -759,16 +805,24 @@ class MatchingEngine:
             if traded:
                 lq = lvl.qty = lvl.qty - traded
                 cnt = lvl.n = lvl.n - done
-                book.seq += 1
-                ev.append((BOOK, symbol, book.seq, BUY, p, lq, cnt))
+                seq += 1
+                ev.append((BOOK, symbol, seq, BUY, p, lq, cnt))
                 book.last = p
             if not lvl.n:  # the best level is used up (the guard also covers a level of dead entries only)
                 del levels[p]
                 heappop(heap)
-                while heap and not levels[-heap[0]].n:
+                q.clear()
+                spare.append(lvl)
+                while heap:
+                    lvl = levels[-heap[0]]
+                    if lvl.n:
+                        break
                     del levels[-heappop(heap)]
+                    lvl.orders.clear()
+                    spare.append(lvl)
             if stp or not leaves:
                 break
         book.trade_id = tid
+        book.seq = seq
         o[O_LEAVES] = leaves
         return stp

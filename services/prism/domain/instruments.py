@@ -3,17 +3,20 @@
 Inside the engine every price, quantity, notional and fee is a plain ``int`` (fixed point, never float, never
 Decimal on the hot path):
 
-- a price is an integer number of ``10**-price_decimals`` quote units (8 decimals by default, like most crypto
-  venues' wire formats): 60000.01 USDT is ``6_000_001_000_000``; the tick size is an int in the same units and every
-  price must be a multiple of it;
-- a quantity is an integer number of ``10**-qty_decimals`` base units (8 by default); the lot size is an int in the
-  same units and every quantity must be a multiple of it;
-- a notional ``price * qty`` is in ``10**-(price_decimals + qty_decimals)`` quote units, and ``min_notional`` is
-  stored in those units, so the minimum-notional check is one multiplication and one comparison;
-- fees are in ``10**-fee_decimals`` quote units (8 by default; see ``fees.py``).
+- a price is an integer number of ``10**-price_decimals`` quote units, where ``price_decimals`` defaults to the
+  number of decimals of the tick size (BTCUSDT, tick 0.01: 60000.01 USDT is ``6_000_001``). The tick is an int in
+  the same units (1 for a power-of-ten tick, 5 for a 0.05 tick) and every price must be a multiple of it;
+- a quantity is an integer number of ``10**-qty_decimals`` base units (default: the decimals of the lot size;
+  BTCUSDT, lot 0.00001: 0.5 BTC is ``50_000``); the lot is an int in the same units;
+- a notional ``price * qty`` is in ``10**-(price_decimals + qty_decimals)`` quote units ("notional units");
+  ``min_notional`` is stored in those units, so the minimum-notional check is one multiplication and a compare;
+- fees are in notional units too (see ``fees.py``).
 
-The feed (``PrismFeedMessage``) speaks ticks and lots: ``price_ticks = price // tick``, ``qty_lots = qty // lot``.
-``Decimal`` is used only here, at the boundary, to convert configuration and API strings.
+Keeping the scale as small as the instrument allows keeps prices and quantities below 2**30, where CPython's int
+arithmetic, hashing and comparison take their fastest paths. The feed (``PrismFeedMessage``) speaks ticks and lots:
+``price_ticks = price // tick``, ``qty_lots = qty // lot``. ``Decimal`` is used only here, at the boundary, to
+convert configuration and API strings: a price with more decimals than ``price_decimals`` can never be on the tick,
+so a servicer answers it with INVALID_TICK_SIZE (INVALID_LOT_SIZE for a quantity) without calling the engine.
 """
 
 from __future__ import annotations
@@ -21,7 +24,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-DEFAULT_DECIMALS = 8
+
+def decimals_of(value: str | Decimal) -> int:
+    """Number of fraction digits of a decimal ("0.010" -> 2, "5" -> 0)."""
+    exponent = Decimal(value).normalize().as_tuple().exponent
+    if not isinstance(exponent, int):
+        raise ValueError(f"not a finite number: {value!r}")
+    return max(0, -exponent)
 
 
 def to_fixed(value: str | Decimal | int, decimals: int) -> int:
@@ -57,8 +66,8 @@ class Instrument:
     tick: int
     lot: int
     min_notional: int
-    price_decimals: int = DEFAULT_DECIMALS
-    qty_decimals: int = DEFAULT_DECIMALS
+    price_decimals: int
+    qty_decimals: int
 
     def __post_init__(self) -> None:
         if self.tick <= 0 or self.lot <= 0 or self.min_notional < 0:
@@ -73,10 +82,17 @@ class Instrument:
         tick_size: str,
         lot_size: str,
         min_notional: str,
-        price_decimals: int = DEFAULT_DECIMALS,
-        qty_decimals: int = DEFAULT_DECIMALS,
+        price_decimals: int | None = None,
+        qty_decimals: int | None = None,
     ) -> Instrument:
-        """Build from decimal strings: ``from_decimals("BTCUSDT", "BTC", "USDT", "0.01", "0.00001", "5")``."""
+        """Build from decimal strings: ``from_decimals("BTCUSDT", "BTC", "USDT", "0.01", "0.00001", "5")``.
+
+        The scales default to the decimals of the tick and lot sizes.
+        """
+        if price_decimals is None:
+            price_decimals = decimals_of(tick_size)
+        if qty_decimals is None:
+            qty_decimals = decimals_of(lot_size)
         return cls(
             symbol=symbol,
             base=base,
@@ -116,9 +132,18 @@ class Instrument:
         return from_fixed(self.lot, self.qty_decimals)
 
     @property
+    def notional_decimals(self) -> int:
+        """Scale of notionals and fees: ``price_decimals + qty_decimals``."""
+        return self.price_decimals + self.qty_decimals
+
+    @property
     def min_notional_decimal(self) -> Decimal:
         """Minimum notional in quote units as a Decimal."""
-        return from_fixed(self.min_notional, self.price_decimals + self.qty_decimals)
+        return from_fixed(self.min_notional, self.notional_decimals)
+
+    def notional_decimal(self, value: int) -> Decimal:
+        """A notional or fee (notional units) -> Decimal quote units."""
+        return from_fixed(value, self.notional_decimals)
 
 
 DEFAULT_INSTRUMENTS: tuple[Instrument, ...] = (
