@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -98,45 +99,42 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
     def _wrap_unary(self, behavior: Any, method: str, metadata: tuple[Any, ...]) -> Any:
         async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            token = _enter(method, metadata)
-            start = time.perf_counter()
-            try:
-                if isinstance(request, _Malformed):
-                    raise _malformed_error(request)
-                with _tracer.start_as_current_span(method, kind=trace.SpanKind.SERVER):
-                    structlog.contextvars.bind_contextvars(trace_id=current_trace_id())
-                    return await behavior(request, context)
-            except BaseException as exc:
-                await _handle(exc, context, method, start)
-                raise
-            finally:
-                _log_done(context, method, start)
-                otel_context.detach(token)
+            async with _rpc_scope(method, metadata, request, context):
+                return await behavior(request, context)
 
         return call
 
     def _wrap_stream(self, behavior: Any, method: str, metadata: tuple[Any, ...]) -> Any:
         async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-            token = _enter(method, metadata)
-            start = time.perf_counter()
-            try:
-                if isinstance(request, _Malformed):
-                    raise _malformed_error(request)
-                with _tracer.start_as_current_span(method, kind=trace.SpanKind.SERVER):
-                    structlog.contextvars.bind_contextvars(trace_id=current_trace_id())
-                    if inspect.isasyncgenfunction(behavior) or inspect.isasyncgen(behavior):
-                        async for item in behavior(request, context):
-                            yield item
-                    else:
-                        await behavior(request, context)
-            except BaseException as exc:
-                await _handle(exc, context, method, start)
-                raise
-            finally:
-                _log_done(context, method, start)
-                otel_context.detach(token)
+            async with _rpc_scope(method, metadata, request, context):
+                if inspect.isasyncgenfunction(behavior):
+                    async for item in behavior(request, context):
+                        yield item
+                else:
+                    await behavior(request, context)
 
         return call
+
+
+@contextlib.asynccontextmanager
+async def _rpc_scope(
+    method: str, metadata: tuple[Any, ...], request: Any, context: grpc.aio.ServicerContext[Any, Any]
+) -> AsyncIterator[None]:
+    """Context, span and logging around one call; exceptions leave as rich statuses."""
+    token = _enter(method, metadata)
+    start = time.perf_counter()
+    try:
+        if isinstance(request, _Malformed):
+            raise _malformed_error(request)
+        with _tracer.start_as_current_span(method, kind=trace.SpanKind.SERVER):
+            structlog.contextvars.bind_contextvars(trace_id=current_trace_id())
+            yield
+    except BaseException as exc:
+        await _handle(exc, context, method, start)
+        raise
+    finally:
+        _log_done(context, method, start)
+        otel_context.detach(token)
 
 
 def _enter(method: str, metadata: tuple[Any, ...]) -> Token[otel_context.Context]:
