@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -13,7 +12,9 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
+from opentelemetry import context as otel_context
 
+from services.runtime.batches import BatchConsumerSpec, ConsumerHealth, consume_batches
 from services.runtime.telemetry import extract_context, inject_headers
 
 log = structlog.get_logger("bus")
@@ -58,16 +59,6 @@ class ConsumerSpec:
     fetch_timeout_s: float = 5.0
     heartbeat_s: float = 1.0
     ack_wait_s: float = 30.0
-    max_deliver: int = -1
-
-
-async def _quietly_unsubscribe(sub: JetStreamContext.PullSubscription) -> None:
-    with contextlib.suppress(Exception):
-        await sub.unsubscribe()
-
-
-class _SilentConsumer(Exception):
-    """A pull subscription that stopped receiving although the stream has messages for it."""
 
 
 class Bus:
@@ -135,59 +126,34 @@ class Bus:
         return await self.js.publish(subject, payload, timeout=timeout_s, headers=hdrs)
 
     def consume(self, spec: ConsumerSpec, handler: Handler) -> asyncio.Task[None]:
-        task = asyncio.create_task(self._consume_forever(spec, handler), name=f"consume:{spec.durable}")
+        """Run a per-message handler on a durable pull consumer; a message is acked once its handler returned.
+
+        A handler that raises stops the batch (nothing after it is acked) and the consumer re-subscribes with
+        backoff; the unacked messages come back after ack_wait, so handlers must be idempotent.
+        """
+        batch_spec = BatchConsumerSpec(
+            stream=spec.stream,
+            durable=spec.durable,
+            filter_subject=spec.filter_subject,
+            batch=spec.batch,
+            fetch_timeout_s=spec.fetch_timeout_s,
+            heartbeat_s=spec.heartbeat_s,
+            ack_wait_s=spec.ack_wait_s,
+        )
+
+        async def each(batch: Sequence[Msg]) -> None:
+            for msg in batch:
+                token = otel_context.attach(extract_context(msg.headers or {}))
+                try:
+                    await handler(msg)
+                finally:
+                    otel_context.detach(token)
+
+        task = asyncio.create_task(
+            consume_batches(self, batch_spec, each, ConsumerHealth(batch_spec)), name=f"consume:{spec.durable}"
+        )
         self._tasks.append(task)
         return task
-
-    async def _consume_forever(self, spec: ConsumerSpec, handler: Handler) -> None:
-        """Fetch with idle heartbeats; re-create the subscription after a reconnect, when it goes silent while
-        the server holds pending messages, or on any error (with backoff)."""
-        backoff = 0.2
-        while True:
-            sub = None
-            try:
-                generation = self.generation
-                sub = await self.js.pull_subscribe(
-                    spec.filter_subject,
-                    durable=spec.durable,
-                    stream=spec.stream,
-                    config=api.ConsumerConfig(ack_wait=spec.ack_wait_s, max_deliver=spec.max_deliver),
-                )
-                backoff = 0.2
-                while generation == self.generation:
-                    try:
-                        msgs = await sub.fetch(spec.batch, timeout=spec.fetch_timeout_s, heartbeat=spec.heartbeat_s)
-                    except TimeoutError:
-                        info = await sub.consumer_info()
-                        if info.num_pending:
-                            raise _SilentConsumer(f"{info.num_pending} pending but nothing delivered") from None
-                        continue
-                    for msg in msgs:
-                        await self._dispatch(handler, msg)
-                log.info("bus.consumer_resubscribe", durable=spec.durable, generation=self.generation)
-            except asyncio.CancelledError:
-                if sub is not None:
-                    await _quietly_unsubscribe(sub)
-                raise
-            except Exception as exc:
-                log.warning("bus.consumer_restart", durable=spec.durable, error=repr(exc), backoff_s=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-            if sub is not None:
-                await _quietly_unsubscribe(sub)
-
-    async def _dispatch(self, handler: Handler, msg: Msg) -> None:
-        from opentelemetry import context as otel_context
-
-        token = otel_context.attach(extract_context(msg.headers or {}))
-        try:
-            await handler(msg)
-            await msg.ack()
-        except Exception:
-            log.exception("bus.handler_failed", subject=msg.subject)
-            await msg.nak(delay=1.0)
-        finally:
-            otel_context.detach(token)
 
     async def close(self) -> None:
         for task in self._tasks:
