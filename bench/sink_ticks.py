@@ -1,0 +1,230 @@
+"""sink-ticks ingestion rate next to the QuestDB client's own best case, same rows, same run.
+
+- ``sink-ticks``: N canonical trades (MarketDataEvent protobuf) are published to a JetStream stream of the bench's
+  own (untimed, so the running sink-ticks service does not see them), then an in-process sink built by the service's
+  composition root (durable batch consumer -> decode -> ILP over HTTP, flush per batch -> ack) drains them into a
+  fresh table with the production schema (DECIMAL, DEDUP UPSERT KEYS, WAL, ohlcv_1m-style materialized view).
+  Timed from start until every row is acknowledged and counted in QuestDB.
+- ``questdb client, batch=B``: the same rows written straight with ``questdb.Sender`` (HTTP), flushing every B rows
+  (the batch size the sink uses), into another fresh table with the same schema.
+- ``questdb client, batch=50000``: the same with large flushes (the client's best case).
+
+Prints a table and writes JSON to bench/results/sink_ticks.json.
+
+    .venv/bin/python -m bench.sink_ticks [--rows 50000] [--batch 5000]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import platform
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import typer
+from questdb import Sender, TimestampNanos
+from rich.console import Console
+from rich.table import Table
+from trade.normalizer.v1 import events_pb2
+from trade.type.v1 import decimal_pb2, market_data_pb2, order_pb2, venue_pb2
+
+from services.runtime.bus import Bus, StreamSpec
+from services.sink_ticks.adapters.codec import decode_batch
+from services.sink_ticks.adapters.schema import QuestDbSql, TableNames
+from services.sink_ticks.bootstrap import compose
+from services.sink_ticks.domain.model import TradeRow
+from services.sink_ticks.settings import SinkTicksSettings
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass
+class Result:
+    name: str
+    rows: int
+    seconds: float
+    rows_per_s: float
+    batch: int
+    flushes: int
+
+
+def events(symbol: str, rows: int) -> list[events_pb2.MarketDataEvent]:
+    t0 = time.time_ns() - rows * 1_000
+    out = []
+    for i in range(1, rows + 1):
+        price = Decimal("64000.00") + Decimal(i % 500) / 100
+        out.append(
+            events_pb2.MarketDataEvent(
+                event_id=f"trade:{symbol}:{i}",
+                publish_time_ns=time.time_ns(),
+                trade=market_data_pb2.Trade(
+                    symbol=symbol,
+                    venue=venue_pb2.VENUE_PRISM,
+                    trade_id=str(i),
+                    price=decimal_pb2.Decimal(value=str(price)),
+                    quantity=decimal_pb2.Decimal(value="0.00125"),
+                    aggressor_side=order_pb2.SIDE_BUY if i % 2 else order_pb2.SIDE_SELL,
+                    sequence=i,
+                    event_time_ns=t0 + i * 1_000,
+                    receive_time_ns=t0 + i * 1_000 + 250,
+                ),
+            )
+        )
+    return out
+
+
+async def count(sql: QuestDbSql, table: str) -> int:
+    body = await sql.execute(f"SELECT count() FROM {table}")
+    dataset = body["dataset"]
+    assert isinstance(dataset, list)
+    return int(dataset[0][0])
+
+
+async def wait_count(sql: QuestDbSql, table: str, rows: int, limit_s: float = 300) -> None:
+    deadline = time.monotonic() + limit_s
+    while await count(sql, table) < rows:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{table} did not reach {rows} rows")
+        await asyncio.sleep(0.05)
+
+
+def names(tag: str, kind: str) -> TableNames:
+    return TableNames(f"bench_{kind}_trades_{tag}", f"bench_{kind}_quotes_{tag}", f"bench_{kind}_ohlcv_{tag}")
+
+
+async def drop(sql: QuestDbSql, tables: TableNames) -> None:
+    for stmt in (
+        f"DROP MATERIALIZED VIEW IF EXISTS {tables.bars_1m}",
+        f"DROP TABLE IF EXISTS {tables.trades}",
+        f"DROP TABLE IF EXISTS {tables.quotes}",
+    ):
+        await sql.execute(stmt)
+
+
+async def bench_sink(settings: SinkTicksSettings, evts: list[events_pb2.MarketDataEvent], batch: int) -> Result:
+    tag = uuid.uuid4().hex[:8]
+    stream = StreamSpec(name=f"BENCH_SINK_{tag.upper()}", subjects=(f"bench.{tag}.md.>",), duplicate_window_s=60)
+    tables = names(tag, "sink")
+    sql = QuestDbSql(settings.questdb_http_url)
+    bus = Bus(settings.nats_url, "bench-sink-ticks-publisher")
+    await bus.connect()
+    await bus.ensure_streams([stream])
+    try:
+        for start in range(0, len(evts), 1000):
+            chunk = evts[start : start + 1000]
+            subject = f"bench.{tag}.md.trade.{chunk[0].trade.symbol}"
+            await asyncio.gather(*(bus.publish(subject, e.SerializeToString(), e.event_id) for e in chunk))
+        sink_settings = settings.model_copy(
+            update={
+                "stream": stream.name,
+                "trade_subject": f"bench.{tag}.md.trade.>",
+                "quote_subject": f"bench.{tag}.md.quote.>",
+                "trades_table": tables.trades,
+                "quotes_table": tables.quotes,
+                "bars_view": tables.bars_1m,
+                "durable_prefix": f"bench-sink-{tag}",
+                "batch_size": batch,
+            }
+        )
+        sink = compose(sink_settings)
+        await QuestDbSql(settings.questdb_http_url).ensure_schema(tables)
+        started = time.perf_counter()
+        await sink.start(ensure_md_stream=False)
+        await wait_count(sql, tables.trades, len(evts))
+        seconds = time.perf_counter() - started
+        flushes = sink.ingest.stats().batches_written
+        await sink.stop()
+        name = "sink-ticks (NATS -> decode -> ILP -> ack)"
+        return Result(name, len(evts), seconds, len(evts) / seconds, batch, flushes)
+    finally:
+        await bus.js.delete_stream(stream.name)
+        await bus.close()
+        await drop(sql, tables)
+
+
+def write_direct(conf: str, table: str, rows: list[TradeRow], batch: int) -> None:
+    with Sender.from_conf(conf) as sender:
+        for start in range(0, len(rows), batch):
+            buf = sender.new_buffer()
+            for t in rows[start : start + batch]:
+                buf.row(
+                    table,
+                    symbols={"symbol": t.symbol, "venue": t.venue, "aggressor_side": t.aggressor_side},
+                    columns={
+                        "trade_id": t.trade_id,
+                        "sequence": t.sequence,
+                        "price": t.price,
+                        "quantity": t.quantity,
+                        "receive_ts": TimestampNanos(t.receive_time_ns),
+                        "publish_ts": TimestampNanos(t.publish_time_ns),
+                    },
+                    at=TimestampNanos(t.ts_ns),
+                )
+            sender.flush(buf)
+
+
+async def bench_direct(settings: SinkTicksSettings, rows: list[TradeRow], batch: int) -> Result:
+    tag = uuid.uuid4().hex[:8]
+    tables = names(tag, "direct")
+    sql = QuestDbSql(settings.questdb_http_url)
+    await sql.ensure_schema(tables)
+    try:
+        started = time.perf_counter()
+        await asyncio.to_thread(write_direct, settings.ilp_conf(), tables.trades, rows, batch)
+        await wait_count(sql, tables.trades, len(rows))
+        seconds = time.perf_counter() - started
+        flushes = -(-len(rows) // batch)
+        name = f"questdb client direct, flush every {batch}"
+        return Result(name, len(rows), seconds, len(rows) / seconds, batch, flushes)
+    finally:
+        await drop(sql, tables)
+
+
+async def run(rows: int, batch: int) -> list[Result]:
+    settings = SinkTicksSettings()
+    symbol = f"BENCH{uuid.uuid4().hex[:6].upper()}USDT"
+    evts = events(symbol, rows)
+    decoded = decode_batch(e.SerializeToString() for e in evts).trades
+    results = [await bench_direct(settings, decoded, 50_000), await bench_direct(settings, decoded, batch)]
+    results.append(await bench_sink(settings, evts, batch))
+    return results
+
+
+def main(
+    rows: int = typer.Option(50_000, help="trades per measurement"),
+    batch: int = typer.Option(5_000, help="rows per ILP flush at most (the sink's JetStream batch size)"),
+) -> None:
+    results = asyncio.run(run(rows, batch))
+    best = max(r.rows_per_s for r in results[:2])
+    table = Table(title=f"sink-ticks ingestion, {rows} trades (QuestDB DECIMAL columns, DEDUP, WAL)")
+    for col in ("path", "rows", "flushes", "seconds", "rows/s", "vs client best"):
+        table.add_column(col, justify="left" if col == "path" else "right")
+    for r in results:
+        table.add_row(
+            r.name,
+            str(r.rows),
+            str(r.flushes),
+            f"{r.seconds:.2f}",
+            f"{r.rows_per_s:,.0f}",
+            f"{r.rows_per_s / best:.0%}",
+        )
+    Console().print(table)
+    RESULTS.mkdir(exist_ok=True)
+    out = {
+        "rows": rows,
+        "batch": batch,
+        "sink_max_in_flight": SinkTicksSettings().max_in_flight,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "results": [asdict(r) for r in results],
+        "sink_vs_client_best": results[-1].rows_per_s / best,
+    }
+    (RESULTS / "sink_ticks.json").write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    typer.run(main)

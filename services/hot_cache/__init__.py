@@ -1,0 +1,1 @@
+"""hot-cache: latest quotes, last trades and top-N books per symbol in Valkey, served by batch reads."""

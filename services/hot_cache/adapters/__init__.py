@@ -1,0 +1,1 @@
+"""hot-cache adapters: protobuf codec, Valkey store, JetStream batch source."""

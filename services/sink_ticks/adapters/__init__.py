@@ -1,0 +1,1 @@
+"""sink-ticks adapters: protobuf decoding, QuestDB (ILP writer, schema), JetStream batch source."""

@@ -1,0 +1,104 @@
+"""Canonical protobuf (trade.normalizer.v1.MarketDataEvent) -> tick rows; undecodable input is counted, not raised."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from decimal import Decimal
+
+import structlog
+from google.protobuf.message import DecodeError
+from trade.normalizer.v1 import events_pb2
+from trade.type.v1 import decimal_pb2, market_data_pb2, order_pb2, venue_pb2
+
+from services.sink_ticks.domain.model import QuoteRow, TickBatch, TradeRow
+
+log = structlog.get_logger("sink_ticks.codec")
+
+_MATCH = re.compile(r"-?[0-9]+(\.[0-9]{1,18})?").fullmatch
+
+
+class MalformedEvent(ValueError):
+    """A message that is not a valid canonical trade or quote."""
+
+
+_VENUES: dict[int, str] = {number: name.removeprefix("VENUE_").lower() for name, number in venue_pb2.Venue.items()}
+
+
+def venue_token(venue: int) -> str:
+    """VENUE_BINANCE_SPOT -> "binance_spot" (the documented token form)."""
+    return _VENUES.get(venue, "unspecified")
+
+
+_SIDES: dict[int, str] = {order_pb2.SIDE_BUY: "buy", order_pb2.SIDE_SELL: "sell"}
+
+
+def side_token(side: int) -> str:
+    return _SIDES.get(side, "unspecified")
+
+
+def parse_decimal(value: decimal_pb2.Decimal, field: str) -> Decimal:
+    text = value.value
+    if not _MATCH(text):
+        raise MalformedEvent(f"{field}: not a decimal: {text!r}")
+    return Decimal(text)
+
+
+def _optional(parent: market_data_pb2.Quote, field: str) -> Decimal | None:
+    return parse_decimal(getattr(parent, field), field) if parent.HasField(field) else None  # type: ignore[arg-type]
+
+
+def trade_row(trade: market_data_pb2.Trade, publish_time_ns: int) -> TradeRow:
+    if not trade.symbol or not trade.trade_id:
+        raise MalformedEvent("trade without symbol or trade_id")
+    if not trade.HasField("price") or not trade.HasField("quantity"):
+        raise MalformedEvent("trade without price or quantity")
+    return TradeRow(
+        trade.symbol,
+        _VENUES.get(trade.venue, "unspecified"),
+        trade.trade_id,
+        trade.sequence,
+        parse_decimal(trade.price, "price"),
+        parse_decimal(trade.quantity, "quantity"),
+        _SIDES.get(trade.aggressor_side, "unspecified"),
+        trade.event_time_ns,
+        trade.receive_time_ns,
+        publish_time_ns,
+    )
+
+
+def quote_row(quote: market_data_pb2.Quote, publish_time_ns: int) -> QuoteRow:
+    if not quote.symbol:
+        raise MalformedEvent("quote without symbol")
+    return QuoteRow(
+        symbol=quote.symbol,
+        venue=venue_token(quote.venue),
+        sequence=quote.sequence,
+        bid_price=_optional(quote, "bid_price"),
+        bid_size=_optional(quote, "bid_size"),
+        ask_price=_optional(quote, "ask_price"),
+        ask_size=_optional(quote, "ask_size"),
+        event_time_ns=quote.event_time_ns,
+        receive_time_ns=quote.receive_time_ns,
+        publish_time_ns=publish_time_ns,
+    )
+
+
+def decode_batch(payloads: Iterable[bytes]) -> TickBatch:
+    """Decode a JetStream batch; book events are not this sink's business and are skipped silently."""
+    batch = TickBatch()
+    event = events_pb2.MarketDataEvent()
+    for payload in payloads:
+        try:
+            event.ParseFromString(payload)
+            kind = event.WhichOneof("payload")
+            if kind == "trade":
+                batch.trades.append(trade_row(event.trade, event.publish_time_ns))
+            elif kind == "quote":
+                batch.quotes.append(quote_row(event.quote, event.publish_time_ns))
+            elif kind is None:
+                raise MalformedEvent("event without payload")
+        except (DecodeError, MalformedEvent) as exc:
+            batch.malformed += 1
+            log.warning("sink_ticks.malformed", error=str(exc))
+    return batch

@@ -1,0 +1,37 @@
+"""sink-ticks settings (env prefix TRADE_: TRADE_QUESTDB_HTTP_URL, TRADE_BATCH_SIZE, ...)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from mesh.ports import load_ports
+from services.runtime.settings import ServiceSettings, infra_url
+
+
+class SinkTicksSettings(ServiceSettings):
+    service_name: str = "sink_ticks"
+    port: int = Field(default_factory=lambda: load_ports().service("sink_ticks"))
+    questdb_http_url: str = Field(default_factory=lambda: infra_url("http", "questdb_http"))
+    trades_table: str = "trades"
+    quotes_table: str = "quotes"
+    bars_view: str = "ohlcv_1m"
+    stream: str = "MD"
+    trade_subject: str = "md.trade.>"
+    quote_subject: str = "md.quote.>"
+    durable_prefix: str = "sink-ticks"
+    # Messages per JetStream fetch = rows per ILP flush (at most).
+    batch_size: int = 5000
+    # Batches per consumer written concurrently. 1 measured best here (bench/sink_ticks.py): while a write is in
+    # flight, messages accumulate, so the next batch (and QuestDB commit) is larger.
+    max_in_flight: int = 1
+    ack_wait_s: float = 30.0
+    # ILP client's own retry window per flush; the domain retries beyond it with backoff.
+    ilp_retry_timeout_ms: int = 1000
+    ilp_request_timeout_ms: int = 10_000
+
+    def ilp_conf(self) -> str:
+        addr = self.questdb_http_url.split("://", 1)[-1].rstrip("/")
+        return (
+            f"http::addr={addr};retry_timeout={self.ilp_retry_timeout_ms};"
+            f"request_timeout={self.ilp_request_timeout_ms};auto_flush=off;"
+        )
