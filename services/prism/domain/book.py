@@ -66,23 +66,27 @@ class Book:
         "instrument",
         "last",
         "lot",
+        "maker_ppm",
         "min_notional",
         "sell_stops",
         "seq",
         "spare",
         "stops_live",
         "symbol",
+        "taker_ppm",
         "tick",
         "trade_id",
     )
 
-    def __init__(self, instrument: Instrument, index: int) -> None:
+    def __init__(self, instrument: Instrument, index: int, maker_ppm: int = 0, taker_ppm: int = 0) -> None:
         self.instrument = instrument
         self.symbol = instrument.symbol
         self.index = index
         self.tick = instrument.tick
         self.lot = instrument.lot
         self.min_notional = instrument.min_notional
+        self.maker_ppm = maker_ppm  # fee rates of orders without a per-owner tier
+        self.taker_ppm = taker_ppm
         self.bids: dict[int, Level] = {}
         self.asks: dict[int, Level] = {}
         self.bid_heap: list[int] = []  # -price

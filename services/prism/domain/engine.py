@@ -20,7 +20,8 @@ Rules
   price change or a quantity increase loses it (the order goes to the back of the queue, and after a price change
   it may match on re-entry, as a taker). A new quantity not above the filled quantity is refused
   (TOO_LATE_TO_AMEND). The order keeps its id.
-- Fees: maker and taker rates (ppm, per owner overridable) charged on every fill in quote fee units (``fees.py``).
+- Fees: maker and taker rates (ppm; per instrument, overridable per owner) on every fill, in notional units
+  (``fees.py``).
 - Book deltas: every change of a level's quantity or order count emits a BOOK event with the symbol's next update
   id; replaying them (``BookReplica``) rebuilds the book exactly.
 
@@ -107,6 +108,7 @@ MAX_PRICE = (1 << 63) - 1
 """Prices and quantities must fit in int64 (the protobuf contracts); also the limit of a market buy."""
 
 _COMPACT_SLACK = 16
+"""A level queue is compacted when its dead entries (canceled orders) outnumber its live ones by this much."""
 
 
 class MatchingEngine:
@@ -115,8 +117,6 @@ class MatchingEngine:
     __slots__ = (
         "_book_list",
         "_books",
-        "_maker_ppm",
-        "_taker_ppm",
         "_fee_tiers",
         "_gtd",
         "_next_oid",
@@ -135,8 +135,6 @@ class MatchingEngine:
         self.events: list[Event] = []
         self.now = now_ns
         self.fees = fees or FeeSchedule()
-        self._maker_ppm = self.fees.maker_ppm
-        self._taker_ppm = self.fees.taker_ppm
         self._fee_tiers: dict[int, tuple[int, int]] = {}
         self._books: dict[str, Book] = {}
         self._book_list: list[Book] = []
@@ -148,17 +146,18 @@ class MatchingEngine:
 
     # --- configuration and queries ------------------------------------------------------------------------------
 
-    def add_instrument(self, instrument: Instrument) -> Book:
-        """Open a book for an instrument."""
+    def add_instrument(self, instrument: Instrument, fees: FeeSchedule | None = None) -> Book:
+        """Open a book for an instrument, with its own fee schedule or the engine's."""
         if instrument.symbol in self._books:
             raise ValueError(f"duplicate instrument {instrument.symbol}")
-        book = Book(instrument, len(self._book_list))
+        fees = fees or self.fees
+        book = Book(instrument, len(self._book_list), fees.maker_ppm, fees.taker_ppm)
         self._books[instrument.symbol] = book
         self._book_list.append(book)
         return book
 
     def set_fee_tier(self, owner: int, maker_ppm: int, taker_ppm: int) -> None:
-        """Per-owner fee rates for orders entered from now on (default: the engine's FeeSchedule)."""
+        """Per-owner fee rates (all instruments) for orders entered from now on; default: the book's schedule."""
         FeeSchedule(maker_ppm, taker_ppm)  # validates
         self._fee_tiers[owner] = (maker_ppm, taker_ppm)
 
@@ -234,27 +233,29 @@ class MatchingEngine:
         """
         oid = self._next_oid
         self._next_oid = oid + 1
-        book = self._books.get(symbol)
-        if book is None:
+        try:
+            book = self._books[symbol]
+        except KeyError:
             self.events.append((REJECTED, symbol, oid, owner, UNKNOWN_SYMBOL, ""))
             return oid
-        # fast path: plain GTC/IOC limit and IOC market orders that validate; everything else goes to _validate
-        if order_type == LIMIT:
-            fast = (
-                (tif == GTC or (tif == IOC and not post_only))
-                and 0 < price < MAX_PRICE
-                and not price % book.tick
-                and price * qty >= book.min_notional
-            )
-        else:
-            fast = order_type == MARKET and tif == IOC and not price and not post_only
+        # fast path: plain GTC/IOC limit and IOC market orders that validate, written as one jump chain (so CPython
+        # specialises the int compares); anything else goes through _validate
         if not (
-            fast
-            and (side == BUY or side == SELL)  # noqa: SIM109 (two compares beat building a tuple)
-            and 0 < qty < MAX_PRICE
+            (side == BUY or side == SELL)  # noqa: SIM109 (two compares beat building a tuple)
+            and qty > 0
             and not qty % book.lot
             and not stop_price
             and not expire_ns
+            and (
+                (
+                    order_type == LIMIT
+                    and (tif == GTC or (tif == IOC and not post_only))
+                    and price > 0
+                    and not price % book.tick
+                    and book.min_notional <= price * qty < MAX_PRICE
+                )
+                or (order_type == MARKET and tif == IOC and not price and not post_only and qty < MAX_PRICE)
+            )
         ):
             reason, text, tif = self._validate(
                 book, side, qty, price, order_type, tif, stop_price, expire_ns, post_only
@@ -269,34 +270,21 @@ class MatchingEngine:
         ):
             ev.append((REJECTED, symbol, oid, owner, POST_ONLY_WOULD_TAKE, ""))
             return oid
+        o = [oid, owner, side, price, qty, qty, order_type, tif, expire_ns, stop_price, post_only, RESTING, book.index,
+             book.maker_ppm, book.taker_ppm]  # fmt: skip
         if self._fee_tiers and owner in self._fee_tiers:
-            maker_ppm, taker_ppm = self._fee_tiers[owner]
-        else:
-            maker_ppm, taker_ppm = self._maker_ppm, self._taker_ppm
-        o = [oid, owner, side, price, qty, qty, order_type, tif, expire_ns, stop_price, post_only, 0, book.index,
-             maker_ppm, taker_ppm]  # fmt: skip
+            o[O_MAKER_PPM], o[O_TAKER_PPM] = self._fee_tiers[owner]
         ev.append((ACCEPTED, symbol, oid, owner, side, order_type, tif, price, qty, stop_price))
-        if tif == GTD:
-            heappush(self._gtd, (expire_ns, oid))
-        if order_type > LIMIT:  # STOP, STOP_LIMIT: wait for the trigger
-            o[O_STATE] = STOP_PENDING
-            self._orders[oid] = o
-            if side == BUY:
-                heappush(book.buy_stops, (stop_price, oid))
-            else:
-                heappush(book.sell_stops, (-stop_price, oid))
-            book.stops_live += 1
-            if book.last:
-                self._run_stops(book)
+        if order_type > LIMIT or tif > IOC:  # stops, FOK, GTD
+            self._enter_special(book, o)
             return oid
-        if tif == FOK:
-            trade_id = book.trade_id
-            self._execute(book, o)
-        elif side == BUY:
+        if side == BUY:
             heap = book.ask_heap
             if heap and (order_type == MARKET or heap[0] <= price):
                 trade_id = book.trade_id
-                self._remainder(book, o, self._take_buy(book, o, price if order_type == LIMIT else MAX_PRICE), qty)
+                stp = self._take_buy(book, o, price if order_type == LIMIT else MAX_PRICE)
+                if o[O_LEAVES]:
+                    self._remainder(book, o, stp, qty)
             elif order_type == MARKET or tif == IOC:
                 ev.append((EXPIRED, symbol, oid, owner, qty, NO_LIQUIDITY))
                 return oid
@@ -309,7 +297,6 @@ class MatchingEngine:
                 lvl.orders.append(o)
                 lq = lvl.qty = lvl.qty + qty
                 n = lvl.n = lvl.n + 1
-                o[O_STATE] = RESTING
                 self._orders[oid] = o
                 seq = book.seq = book.seq + 1
                 ev.append((BOOK, symbol, seq, BUY, price, lq, n))
@@ -318,7 +305,9 @@ class MatchingEngine:
             heap = book.bid_heap
             if heap and (order_type == MARKET or -heap[0] >= price):
                 trade_id = book.trade_id
-                self._remainder(book, o, self._take_sell(book, o, price if order_type == LIMIT else 0), qty)
+                stp = self._take_sell(book, o, price if order_type == LIMIT else 0)
+                if o[O_LEAVES]:
+                    self._remainder(book, o, stp, qty)
             elif order_type == MARKET or tif == IOC:
                 ev.append((EXPIRED, symbol, oid, owner, qty, NO_LIQUIDITY))
                 return oid
@@ -331,7 +320,6 @@ class MatchingEngine:
                 lvl.orders.append(o)
                 lq = lvl.qty = lvl.qty + qty
                 n = lvl.n = lvl.n + 1
-                o[O_STATE] = RESTING
                 self._orders[oid] = o
                 seq = book.seq = book.seq + 1
                 ev.append((BOOK, symbol, seq, SELL, price, lq, n))
@@ -339,6 +327,27 @@ class MatchingEngine:
         if book.stops_live and book.trade_id != trade_id:
             self._run_stops(book)
         return oid
+
+    def _enter_special(self, book: Book, o: Order) -> None:
+        """The rest of ``submit`` for stop orders (wait for the trigger), FOK and GTD orders."""
+        oid = o[O_ID]
+        if o[O_TIF] == GTD:
+            heappush(self._gtd, (o[O_EXPIRE], oid))
+        if o[O_TYPE] > LIMIT:
+            o[O_STATE] = STOP_PENDING
+            self._orders[oid] = o
+            if o[O_SIDE] == BUY:
+                heappush(book.buy_stops, (o[O_STOP], oid))
+            else:
+                heappush(book.sell_stops, (-o[O_STOP], oid))
+            book.stops_live += 1
+            if book.last:
+                self._run_stops(book)
+            return
+        trade_id = book.trade_id
+        self._execute(book, o)
+        if book.stops_live and book.trade_id != trade_id:
+            self._run_stops(book)
 
     def cancel(self, order_id: int) -> bool:
         """Cancel a live order (resting or stop-pending). False, with a CANCEL_REJECTED event, otherwise."""
@@ -363,7 +372,12 @@ class MatchingEngine:
         n = lvl.n = lvl.n - 1
         seq = book.seq = book.seq + 1
         ev.append((BOOK, symbol, seq, side, price, lq, n))
-        if not n or len(lvl.orders) > 2 * n + _COMPACT_SLACK:
+        if not n:
+            if book.bid_heap[0] == -price if side == BUY else book.ask_heap[0] == price:
+                self._tidy(book, side, price, lvl)  # the best level emptied
+            else:
+                lvl.orders.clear()
+        elif len(lvl.orders) > 2 * n + _COMPACT_SLACK:
             self._tidy(book, side, price, lvl)
         return True
 
@@ -508,6 +522,8 @@ class MatchingEngine:
                     return INVALID_TICK_SIZE, f"price is not a multiple of the tick size {book.tick}", tif
                 if price * qty < book.min_notional:
                     return BELOW_MIN_NOTIONAL, "price x quantity is below the minimum notional", tif
+                if price * qty >= MAX_PRICE:
+                    return VALIDATION_FAILED, "price x quantity must fit int64", tif
         else:
             return VALIDATION_FAILED, "unknown order type", tif
         if tif != GTC and tif != IOC and tif != FOK and tif != GTD:
@@ -697,37 +713,42 @@ class MatchingEngine:
                 break
             lvl = levels[p]
             q = lvl.orders
-            traded = 0
+            at_level = leaves
             done = 0
             while q:
                 mo = q[0]
                 ml = mo[O_LEAVES]
-                if not ml:
+                if not ml:  # a canceled order's dead entry
                     q.popleft()
                     continue
-                if mo[O_OWNER] == owner:
+                mown = mo[O_OWNER]
+                if mown == owner:
                     stp = True
                     break
-                f = ml if ml < leaves else leaves
-                ml -= f
-                leaves -= f
-                traded += f
-                mo[O_LEAVES] = ml
-                n = -p * f
                 tid += 1
-                moid = mo[O_ID]
-                ev.append((TRADE, symbol, tid, p, f, BUY,
-                           moid, mo[O_OWNER], mo[O_QTY] - ml, ml, -((n * mo[O_MAKER_PPM]) // 1_000_000),
-                           toid, owner, tqty - leaves, leaves, -((n * trate) // 1_000_000)))  # fmt: skip
-                if ml:
+                if ml > leaves:  # the taker is done, the maker keeps the rest
+                    ml -= leaves
+                    mo[O_LEAVES] = ml
+                    n = p * leaves
+                    ev.append((TRADE, symbol, tid, p, leaves, BUY,
+                               mo[O_ID], mown, mo[O_QTY] - ml, ml, (n * mo[O_MAKER_PPM] + 999_999) // 1_000_000,
+                               toid, owner, tqty, 0, (n * trate + 999_999) // 1_000_000))  # fmt: skip
+                    leaves = 0
                     break
+                leaves -= ml  # the maker is done
+                mo[O_LEAVES] = 0
+                n = p * ml
+                moid = mo[O_ID]
+                ev.append((TRADE, symbol, tid, p, ml, BUY,
+                           moid, mown, mo[O_QTY], 0, (n * mo[O_MAKER_PPM] + 999_999) // 1_000_000,
+                           toid, owner, tqty - leaves, leaves, (n * trate + 999_999) // 1_000_000))  # fmt: skip
                 q.popleft()
                 del orders[moid]
                 done += 1
                 if not leaves:
                     break
-            if traded:
-                lq = lvl.qty = lvl.qty - traded
+            if at_level != leaves:
+                lq = lvl.qty = lvl.qty - (at_level - leaves)
                 cnt = lvl.n = lvl.n - done
                 seq += 1
                 ev.append((BOOK, symbol, seq, SELL, p, lq, cnt))
@@ -773,37 +794,42 @@ class MatchingEngine:
                 break
             lvl = levels[p]
             q = lvl.orders
-            traded = 0
+            at_level = leaves
             done = 0
             while q:
                 mo = q[0]
                 ml = mo[O_LEAVES]
-                if not ml:
+                if not ml:  # a canceled order's dead entry
                     q.popleft()
                     continue
-                if mo[O_OWNER] == owner:
+                mown = mo[O_OWNER]
+                if mown == owner:
                     stp = True
                     break
-                f = ml if ml < leaves else leaves
-                ml -= f
-                leaves -= f
-                traded += f
-                mo[O_LEAVES] = ml
-                n = -p * f
                 tid += 1
-                moid = mo[O_ID]
-                ev.append((TRADE, symbol, tid, p, f, SELL,
-                           moid, mo[O_OWNER], mo[O_QTY] - ml, ml, -((n * mo[O_MAKER_PPM]) // 1_000_000),
-                           toid, owner, tqty - leaves, leaves, -((n * trate) // 1_000_000)))  # fmt: skip
-                if ml:
+                if ml > leaves:  # the taker is done, the maker keeps the rest
+                    ml -= leaves
+                    mo[O_LEAVES] = ml
+                    n = p * leaves
+                    ev.append((TRADE, symbol, tid, p, leaves, SELL,
+                               mo[O_ID], mown, mo[O_QTY] - ml, ml, (n * mo[O_MAKER_PPM] + 999_999) // 1_000_000,
+                               toid, owner, tqty, 0, (n * trate + 999_999) // 1_000_000))  # fmt: skip
+                    leaves = 0
                     break
+                leaves -= ml  # the maker is done
+                mo[O_LEAVES] = 0
+                n = p * ml
+                moid = mo[O_ID]
+                ev.append((TRADE, symbol, tid, p, ml, SELL,
+                           moid, mown, mo[O_QTY], 0, (n * mo[O_MAKER_PPM] + 999_999) // 1_000_000,
+                           toid, owner, tqty - leaves, leaves, (n * trate + 999_999) // 1_000_000))  # fmt: skip
                 q.popleft()
                 del orders[moid]
                 done += 1
                 if not leaves:
                     break
-            if traded:
-                lq = lvl.qty = lvl.qty - traded
+            if at_level != leaves:
+                lq = lvl.qty = lvl.qty - (at_level - leaves)
                 cnt = lvl.n = lvl.n - done
                 seq += 1
                 ev.append((BOOK, symbol, seq, BUY, p, lq, cnt))

@@ -7,8 +7,8 @@ units (``Instrument.notional_decimal`` converts; 1e-7 USDT for BTCUSDT). For a f
     fee = ceil(price * qty * rate_ppm / 1_000_000)
 
 Rounding is towards +infinity: a charge is rounded up and a rebate towards zero, so the venue never pays out a
-fraction it did not earn. In integer arithmetic that is ``-((-price * qty * rate_ppm) // 1_000_000)``, which the
-engine inlines.
+fraction it did not earn. In integer arithmetic (floor division, any sign) that is
+``(price * qty * rate_ppm + 999_999) // 1_000_000``, which the engine inlines.
 """
 
 from __future__ import annotations
@@ -32,4 +32,4 @@ class FeeSchedule:
 
 def fee(price: int, qty: int, rate_ppm: int) -> int:
     """Fee of one fill in notional units (the formula the engine inlines)."""
-    return -((-price * qty * rate_ppm) // PPM)
+    return (price * qty * rate_ppm + PPM - 1) // PPM
