@@ -68,3 +68,6 @@ test: deps lint
 ## bench: benchmarks against the running mesh (tables on stdout, JSON in bench/results/)
 bench: up
 	$(VPY) -m bench.edge_overhead
+	$(VPY) -m bench.matching_engine
+	$(VPY) -m bench.sink_ticks
+	$(VPY) -m bench.marketdata_fanout
