@@ -1,0 +1,581 @@
+"""Market-data fan-out through the edge: trades published to JetStream MD -> marketdata hub -> Envoy -> N clients.
+
+For each fixed input rate (ticks/s, all bench symbols together) and each subscriber count, side by side in one run:
+
+- a generator process publishes canonical ``MarketDataEvent`` trades to ``md.trade.BENCH<k>USDT`` (JetStream MD,
+  Nats-Msg-Id = event_id, pipelined ``publish_async``), paced at the rate, the publish wall clock stamped in
+  ``publish_time_ns`` and in the trade's ``event_time_ns`` / ``receive_time_ns`` (what a client sees);
+- subscriber processes each hold their share of the N ``StreamTrades`` streams (grpc.aio, one connection per
+  stream, viewer token, through Envoy + JWT + OPA) and count the trades of the cell, the latency
+  ``receive wall clock - event_time_ns``, sequence gaps and the dropped/conflated counters of the stream heartbeats.
+
+Trades are never conflated (a lagging stream drops the oldest), so every update is counted. Delivered/s is the
+trades received by all subscribers over [first publish, last receive]. CPU% (of one core) of the mesh processes
+over each cell is read from /proc. Prints a table and writes JSON to bench/results/marketdata_fanout.json.
+
+    .venv/bin/python -m bench.marketdata_fanout [--rates 1000,5000] [--subscribers 1,10,100] [--duration 6]
+        [--procs 2] [--publish js|core] [--kind trade|quote]
+
+delivered % = received / (acked x subscribers): what is missing was either dropped by marketdata's bounded queue
+(the heartbeat's dropped_count, matching the sequence gaps the clients see) or still in flight when the cell ended
+(a cell drains until nothing arrived for 0.5 s, at most 8 s). ``--publish core`` publishes without waiting for
+acks (MD still stores every message): it removes the publisher's in-flight bound, not the store's cost, and a
+backlog it leaves in marketdata's consumer delays the next cell.
+
+Needs the mesh up (`make up`). Side effect: the bench trades are real MD messages, so sink-ticks and hot-cache
+also consume them (BENCH<k>USDT rows land in QuestDB's trades table).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import platform
+import time
+from array import array
+from dataclasses import asdict, dataclass, field
+from multiprocessing.queues import Queue as MpQueue
+from multiprocessing.sharedctypes import Synchronized
+from multiprocessing.synchronize import Event as MpEvent
+from pathlib import Path
+from typing import Any
+
+import grpc
+import nats
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+from trade.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
+from trade.normalizer.v1 import events_pb2
+from trade.type.v1 import decimal_pb2, market_data_pb2, order_pb2, venue_pb2
+
+from services.runtime.settings import infra_url
+from tests.support.edge import EDGE, bearer, edge_channel, token_for
+
+RESULTS = Path(__file__).resolve().parent / "results"
+# Latency histogram: log-spaced bucket edges from 1 us to 100 s (about 2.3 % wide).
+EDGES_US = np.logspace(0, 8, 801)
+# Mesh processes whose CPU is sampled per cell: label -> substring of the command line.
+MESH_PROCS = {
+    "marketdata": "services.marketdata",
+    "envoy": "var/run/envoy.yaml",
+    "nats": "nats-server",
+    "opa": "opa-envoy-plugin",
+    "sink_ticks": "services.sink_ticks",
+    "hot_cache": "services.hot_cache",
+    "questdb": "io.questdb.ServerMain",
+}
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------------------------------------- generator process
+
+
+def _event(kind: str, symbol: str, seq: int, now_ns: int) -> bytes:
+    if kind == "quote":
+        qty = decimal_pb2.Decimal(value="0.5")
+        return events_pb2.MarketDataEvent(
+            event_id=f"quote:{symbol}:{seq}",
+            publish_time_ns=now_ns,
+            quote=market_data_pb2.Quote(
+                symbol=symbol,
+                venue=venue_pb2.VENUE_PAPER,
+                bid_price=decimal_pb2.Decimal(value="100.25"),
+                bid_size=qty,
+                ask_price=decimal_pb2.Decimal(value="100.26"),
+                ask_size=qty,
+                sequence=seq,
+                event_time_ns=now_ns,
+                receive_time_ns=now_ns,
+            ),
+        ).SerializeToString()
+    return events_pb2.MarketDataEvent(
+        event_id=f"trade:{symbol}:{seq}",
+        publish_time_ns=now_ns,
+        trade=market_data_pb2.Trade(
+            symbol=symbol,
+            venue=venue_pb2.VENUE_PAPER,
+            trade_id=str(seq),
+            price=decimal_pb2.Decimal(value="100.25"),
+            quantity=decimal_pb2.Decimal(value="0.5"),
+            aggressor_side=order_pb2.SIDE_BUY if seq % 2 else order_pb2.SIDE_SELL,
+            sequence=seq,
+            event_time_ns=now_ns,
+            receive_time_ns=now_ns,
+        ),
+    ).SerializeToString()
+
+
+def _ack_timer(into: array[int]) -> Any:
+    """Done-callback recording publish -> JetStream ack (stored and, with sync_interval always, fsynced)."""
+    start = time.monotonic_ns()
+
+    def done(_: asyncio.Future[Any]) -> None:
+        into.append(time.monotonic_ns() - start)
+
+    return done
+
+
+async def _generate(
+    nats_url: str, symbols: list[str], rate: int, duration: float, base: int, mode: str, kind: str
+) -> dict[str, Any]:
+    nc = await nats.connect(nats_url, name="bench-marketdata-fanout")
+    js = nc.jetstream(publish_async_max_pending=2000)
+    futures: list[asyncio.Future[Any]] = []
+    ack_ns: array[int] = array("q")
+    cpu0 = time.process_time()
+    first_ns = time.time_ns()
+    t0 = time.monotonic()
+    sent = 0
+    stalled = 0
+    try:
+        while (elapsed := time.monotonic() - t0) < duration:
+            due = min(int(rate * elapsed) + 1, int(rate * duration))
+            while sent < due:
+                symbol = symbols[sent % len(symbols)]
+                seq = base + sent // len(symbols) + 1
+                subject, headers = f"md.{kind}.{symbol}", {"Nats-Msg-Id": f"{kind}:{symbol}:{seq}"}
+                if mode == "core":  # stored by MD all the same, but nobody waits for the ack
+                    await nc.publish(subject, _event(kind, symbol, seq, time.time_ns()), headers=headers)
+                    sent += 1
+                    continue
+                try:
+                    fut = await js.publish_async(
+                        subject, _event(kind, symbol, seq, time.time_ns()), wait_stall=1.0, headers=headers
+                    )
+                except nats.js.errors.TooManyStalledMsgsError:
+                    stalled += 1
+                    break
+                fut.add_done_callback(_ack_timer(ack_ns))
+                futures.append(fut)
+                sent += 1
+            await asyncio.sleep(0.001)
+        last_ns = time.time_ns()
+        publish_window = time.monotonic() - t0
+        done, pending = await asyncio.wait(futures, timeout=15) if futures else (set(), set())
+        ack_window = time.monotonic() - t0
+        acked = sum(1 for f in done if not f.cancelled() and f.exception() is None)
+        if mode == "core":
+            await nc.flush(timeout=15)
+            acked, ack_window = sent, time.monotonic() - t0
+        for f in pending:
+            f.cancel()
+    finally:
+        await nc.close()
+    return {
+        "target_rate": rate,
+        "sent": sent,
+        "acked": acked,
+        "failed": sent - acked,
+        "stalls": stalled,
+        "publish_window_s": publish_window,
+        "acked_rate": acked / ack_window if ack_window else 0.0,
+        "first_publish_ns": first_ns,
+        "last_publish_ns": last_ns,
+        "cpu_s": time.process_time() - cpu0,
+        "ack_p50_ms": float(np.percentile(np.asarray(ack_ns) / 1e6, 50)) if ack_ns else float("nan"),
+        "ack_p99_ms": float(np.percentile(np.asarray(ack_ns) / 1e6, 99)) if ack_ns else float("nan"),
+    }
+
+
+def generator_proc(
+    nats_url: str,
+    symbols: list[str],
+    rate: int,
+    duration: float,
+    base: int,
+    mode: str,
+    kind: str,
+    out: MpQueue[dict[str, Any]],
+) -> None:
+    out.put(asyncio.run(_generate(nats_url, symbols, rate, duration, base, mode, kind)))
+
+
+# ---------------------------------------------------------------------------------------------- subscriber process
+
+
+@dataclass
+class _Stream:
+    base: int
+    received: int = 0
+    gaps: int = 0
+    dropped: int = 0
+    conflated: int = 0
+    opened: asyncio.Event = field(default_factory=asyncio.Event)
+    last_recv_ns: int = 0
+    last_seq: dict[str, int] = field(default_factory=dict)
+    latencies_ns: array[int] = field(default_factory=lambda: array("q"))
+
+
+async def _stream(
+    stub: marketdata_pb2_grpc.MarketDataServiceStub, token: str, symbols: list[str], kind: str, st: _Stream
+) -> None:
+    call: Any  # a grpc.aio call (the generated stub is typed for the sync API)
+    if kind == "quote":
+        call = stub.StreamQuotes(marketdata_pb2.StreamQuotesRequest(symbols=symbols), metadata=bearer(token))
+    else:
+        call = stub.StreamTrades(marketdata_pb2.StreamTradesRequest(symbols=symbols), metadata=bearer(token))
+    lat = st.latencies_ns
+    async for resp in call:
+        now = time.time_ns()
+        st.opened.set()
+        if resp.HasField(kind):
+            trade = getattr(resp, kind)
+            seq = trade.sequence
+            if seq <= st.base:
+                continue  # a late trade of an earlier cell
+            st.received += 1
+            st.last_recv_ns = now
+            lat.append(now - trade.event_time_ns)
+            prev = st.last_seq.get(trade.symbol)
+            if prev is not None and seq > prev + 1:
+                st.gaps += seq - prev - 1
+            st.last_seq[trade.symbol] = seq
+        else:
+            st.dropped = resp.heartbeat.dropped_count
+            st.conflated = resp.heartbeat.conflated_count
+
+
+async def _subscribe(
+    token: str,
+    symbols: list[str],
+    kind: str,
+    n: int,
+    base: int,
+    ready: MpQueue[str],
+    stop: MpEvent,
+    progress: Synchronized[int],
+) -> dict[str, Any]:
+    channels = [grpc.aio.insecure_channel(EDGE, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(n)]
+    streams = [_Stream(base) for _ in range(n)]
+    tasks = [
+        asyncio.create_task(_stream(marketdata_pb2_grpc.MarketDataServiceStub(ch), token, symbols, kind, st))
+        for ch, st in zip(channels, streams, strict=True)
+    ]
+    errors: list[str] = []
+    try:
+        try:  # the first heartbeat (within heartbeat_interval_s) shows the stream is subscribed
+            await asyncio.wait_for(asyncio.gather(*(st.opened.wait() for st in streams)), 15)
+            ready.put("ready")
+        except TimeoutError:
+            ready.put("not ready")
+        cpu0 = time.process_time()
+        deadline = time.monotonic() + 120
+        while not stop.is_set() and time.monotonic() < deadline:
+            progress.value = sum(st.received for st in streams)
+            await asyncio.sleep(0.1)
+        cpu = time.process_time() - cpu0
+    finally:
+        for t in tasks:
+            t.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        errors = [
+            repr(r) for r in results if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)
+        ]
+        for ch in channels:
+            await ch.close()
+    lat_us = np.concatenate([np.frombuffer(st.latencies_ns, dtype=np.int64) for st in streams]) / 1e3
+    hist, _ = np.histogram(np.clip(lat_us, 1, 1e8), bins=EDGES_US)
+    return {
+        "streams": n,
+        "received": sum(st.received for st in streams),
+        "gaps": sum(st.gaps for st in streams),
+        "dropped": sum(st.dropped for st in streams),
+        "conflated": sum(st.conflated for st in streams),
+        "last_recv_ns": max(st.last_recv_ns for st in streams),
+        "max_latency_us": float(lat_us.max()) if lat_us.size else float("nan"),
+        "hist": hist.tolist(),
+        "cpu_s": cpu,
+        "errors": errors[:3],
+    }
+
+
+def subscriber_proc(
+    token: str,
+    symbols: list[str],
+    kind: str,
+    n: int,
+    base: int,
+    ready: MpQueue[str],
+    stop: MpEvent,
+    progress: Synchronized[int],
+    out: MpQueue[dict[str, Any]],
+) -> None:
+    out.put(asyncio.run(_subscribe(token, symbols, kind, n, base, ready, stop, progress)))
+
+
+# ---------------------------------------------------------------------------------------------- orchestration
+
+
+def _mesh_pids() -> dict[str, int]:
+    found: dict[str, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        for label, needle in MESH_PROCS.items():
+            if needle in cmdline and label not in found and "bench." not in cmdline:
+                found[label] = int(entry.name)
+    return found
+
+
+def _cpu_ticks(pids: dict[str, int]) -> dict[str, int]:
+    out = {}
+    for label, pid in pids.items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[label] = int(fields[11]) + int(fields[12])  # utime + stime
+    return out
+
+
+def _box_cpu() -> list[int]:
+    """Machine-wide jiffies: user nice system idle iowait irq softirq steal."""
+    return [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+
+
+def _percentile_ms(hist: np.ndarray[Any, Any], q: float) -> float:
+    total = int(hist.sum())
+    if total == 0:
+        return float("nan")
+    idx = int(np.searchsorted(np.cumsum(hist), q * total))
+    return float(EDGES_US[min(idx + 1, len(EDGES_US) - 1)]) / 1e3  # upper edge of the bucket
+
+
+@dataclass
+class Cell:
+    input_rate: int
+    subscribers: int
+    subscriber_procs: int
+    published: int
+    acked: int
+    publish_rate: float
+    publish_stalls: int
+    pub_ack_p50_ms: float
+    pub_ack_p99_ms: float
+    expected: int
+    received: int
+    delivered_per_s: float
+    delivered_pct: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    hb_dropped: int
+    hb_conflated: int
+    seq_gaps: int
+    window_s: float
+    cpu_pct: dict[str, float]
+    errors: list[str]
+
+
+def run_cell(
+    ctx: Any,
+    token: str,
+    symbols: list[str],
+    rate: int,
+    subs: int,
+    procs: int,
+    duration: float,
+    pids: dict[str, int],
+    mode: str,
+    kind: str,
+) -> Cell:
+    base = time.time_ns() // 1000  # per-cell sequences: unique event ids, and late trades of a cell are ignored
+    nprocs = max(1, min(procs, subs))
+    shares = [subs // nprocs + (1 if i < subs % nprocs else 0) for i in range(nprocs)]
+    ready: MpQueue[str] = ctx.Queue()
+    out: MpQueue[dict[str, Any]] = ctx.Queue()
+    gen_out: MpQueue[dict[str, Any]] = ctx.Queue()
+    stop: MpEvent = ctx.Event()
+    counters = [ctx.Value("q", 0, lock=False) for _ in shares]
+    workers = [
+        ctx.Process(target=subscriber_proc, args=(token, symbols, kind, n, base, ready, stop, c, out), daemon=True)
+        for n, c in zip(shares, counters, strict=True)
+    ]
+    for w in workers:
+        w.start()
+    try:
+        states = [ready.get(timeout=60) for _ in workers]
+        if any(s != "ready" for s in states):
+            raise RuntimeError(f"subscribers not ready: {states}")
+        cpu0, box0, t0 = _cpu_ticks(pids), _box_cpu(), time.monotonic()
+        gen = ctx.Process(
+            target=generator_proc, args=(infra_url("nats", "nats"), symbols, rate, duration, base, mode, kind, gen_out)
+        )
+        gen.start()
+        g = gen_out.get(timeout=duration + 60)
+        gen.join(timeout=10)
+        # Drain: until no subscriber received anything for 0.5 s (at least 1.2 s: a heartbeat after the last
+        # trade carries the final drop counters), at most 8 s.
+        drain_start, last_total, last_change = time.monotonic(), -1, time.monotonic()
+        while time.monotonic() - drain_start < 8:
+            total = sum(c.value for c in counters)
+            if total != last_total:
+                last_total, last_change = total, time.monotonic()
+            elif time.monotonic() - last_change > 0.5 and time.monotonic() - drain_start > 1.2:
+                break
+            time.sleep(0.1)
+        stop.set()
+        results = [out.get(timeout=30) for _ in workers]
+        cpu1, box1, t1 = _cpu_ticks(pids), _box_cpu(), time.monotonic()
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(timeout=10)
+    hist = np.sum([np.asarray(r["hist"]) for r in results], axis=0)
+    received = sum(int(r["received"]) for r in results)
+    last_recv = max(int(r["last_recv_ns"]) for r in results)
+    window = max(1e-9, (last_recv - g["first_publish_ns"]) / 1e9) if received else float(g["publish_window_s"])
+    expected = int(g["acked"]) * subs
+    wall = t1 - t0
+    cpu_pct = {k: round(100 * (cpu1[k] - cpu0.get(k, cpu1[k])) / CLK_TCK / wall, 1) for k in cpu1}
+    cpu_pct["bench_clients"] = round(100 * sum(float(r["cpu_s"]) for r in results) / wall, 1)
+    cpu_pct["bench_generator"] = round(100 * float(g["cpu_s"]) / wall, 1)
+    box = [b - a for a, b in zip(box0, box1, strict=True)]
+    cpu_pct["box_busy_of_all_cores"] = round(100 * (sum(box) - box[3] - box[4]) / max(1, sum(box)), 1)
+    cpu_pct["box_iowait_of_all_cores"] = round(100 * box[4] / max(1, sum(box)), 1)
+    return Cell(
+        input_rate=rate,
+        subscribers=subs,
+        subscriber_procs=nprocs,
+        published=int(g["sent"]),
+        acked=int(g["acked"]),
+        publish_rate=round(float(g["acked_rate"]), 1),
+        publish_stalls=int(g["stalls"]),
+        pub_ack_p50_ms=round(float(g["ack_p50_ms"]), 2),
+        pub_ack_p99_ms=round(float(g["ack_p99_ms"]), 2),
+        expected=expected,
+        received=received,
+        delivered_per_s=round(received / window, 1),
+        delivered_pct=round(100 * received / expected, 2) if expected else 0.0,
+        p50_ms=round(_percentile_ms(hist, 0.50), 2),
+        p99_ms=round(_percentile_ms(hist, 0.99), 2),
+        max_ms=round(max(float(r["max_latency_us"]) for r in results) / 1e3, 2),
+        hb_dropped=sum(int(r["dropped"]) for r in results),
+        hb_conflated=sum(int(r["conflated"]) for r in results),
+        seq_gaps=sum(int(r["gaps"]) for r in results),
+        window_s=round(window, 2),
+        cpu_pct=cpu_pct,
+        errors=[e for r in results for e in r["errors"]][:3],
+    )
+
+
+def main(
+    rates: str = typer.Option("1000,5000", help="input rates (ticks/s over all bench symbols), comma separated"),
+    subscribers: str = typer.Option("1,10,100", help="concurrent subscriber counts, comma separated"),
+    duration: float = typer.Option(6.0, help="seconds of publishing per cell"),
+    symbols: int = typer.Option(4, help="bench symbols BENCH<k>USDT; every subscriber streams all of them"),
+    procs: int = typer.Option(2, help="subscriber processes per cell (streams are split among them)"),
+    kind: str = typer.Option(
+        "trade", help="trade (never conflated) or quote (conflated per symbol when a client lags)"
+    ),
+    publish: str = typer.Option(
+        "js", help="js: pipelined JetStream publish_async, acked; core: plain NATS publish (MD stores it, no ack)"
+    ),
+) -> None:
+    if kind not in ("trade", "quote"):
+        raise typer.BadParameter("--kind must be trade or quote")
+    if publish not in ("js", "core"):
+        raise typer.BadParameter("--publish must be js or core")
+    console = Console(width=240)
+    names = [f"BENCH{k}USDT" for k in range(symbols)]
+    with edge_channel() as channel:
+        token = token_for(channel, "viewer")
+    pids = _mesh_pids()
+    box0 = _box_cpu()
+    time.sleep(2)
+    box = [b - a for a, b in zip(box0, _box_cpu(), strict=True)]
+    baseline_busy = round(100 * (sum(box) - box[3] - box[4]) / max(1, sum(box)), 1)
+    ctx = mp.get_context("spawn")
+    cells: list[Cell] = []
+    for rate in (int(r) for r in rates.split(",") if r):
+        for subs in (int(s) for s in subscribers.split(",") if s):
+            console.print(f"[dim]cell: {rate} ticks/s in, {subs} subscribers ...[/dim]")
+            cells.append(run_cell(ctx, token, names, rate, subs, procs, duration, pids, publish, kind))
+    cores = os.cpu_count() or 0
+    title = (
+        f"{kind} fan-out through the edge (Envoy+JWT+OPA), {publish} publish — {duration:g}s/cell, {symbols} symbols, "
+        f"{cores} cores shared with the whole mesh ({baseline_busy:g}% busy before the run); "
+        f"1 generator process + up to {procs} subscriber processes"
+    )
+    table = Table(title=title)
+    columns = (
+        "in ticks/s",
+        "subs (procs)",
+        "published/s",
+        "JS ack p50/p99 ms",
+        "delivered/s",
+        "delivered %",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "hb dropped",
+        "seq gaps",
+        "hb conflated",
+        "CPU% md/envoy/nats",
+        "CPU% clients/gen",
+        "CPU% questdb",
+        "box busy %",
+    )
+    for column in columns:
+        table.add_column(column, justify="right")
+    for c in cells:
+        cpu = c.cpu_pct
+        table.add_row(
+            str(c.input_rate),
+            f"{c.subscribers} ({c.subscriber_procs})",
+            f"{c.publish_rate:.0f}",
+            f"{c.pub_ack_p50_ms:.1f}/{c.pub_ack_p99_ms:.1f}",
+            f"{c.delivered_per_s:.0f}",
+            f"{c.delivered_pct:.1f}",
+            f"{c.p50_ms:.2f}",
+            f"{c.p99_ms:.2f}",
+            f"{c.max_ms:.1f}",
+            str(c.hb_dropped),
+            str(c.seq_gaps),
+            str(c.hb_conflated),
+            f"{cpu.get('marketdata', 0):.0f}/{cpu.get('envoy', 0):.0f}/{cpu.get('nats', 0):.0f}",
+            f"{cpu.get('bench_clients', 0):.0f}/{cpu.get('bench_generator', 0):.0f}",
+            f"{cpu.get('questdb', 0):.0f}",
+            f"{cpu.get('box_busy_of_all_cores', 0):.0f}",
+        )
+    console.print(table)
+    for c in cells:
+        if c.errors:
+            console.print(f"[red]{c.input_rate}/s x {c.subscribers}: {c.errors}[/red]")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(f"_{v}" for v in (kind if kind != "trade" else "", publish if publish != "js" else "") if v)
+    out = RESULTS / f"marketdata_fanout{suffix}.json"
+    out.write_text(
+        json.dumps(
+            {
+                "duration_s": duration,
+                "publish": publish,
+                "kind": kind,
+                "symbols": names,
+                "cores": cores,
+                "box_busy_pct_before_run": baseline_busy,
+                "machine": platform.machine(),
+                "subscriber_procs_max": procs,
+                "edge": EDGE,
+                "latency": "client receive wall clock - trade.event_time_ns (= publish wall clock at the generator)",
+                "delivered_per_s": "trades received by all subscribers / (last receive - first publish)",
+                "cpu_pct": "percent of one core over the cell (subscriber start to drain end), from /proc",
+                "targets": {"delivered_per_s_100_subs_at_5k": 200_000, "p99_ms_at_5k": 20},
+                "cells": [asdict(c) for c in cells],
+            },
+            indent=2,
+        )
+    )
+    console.print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    typer.run(main)
