@@ -56,6 +56,8 @@ class BatchConsumerSpec:
     # Batches handled concurrently (their acks follow each handler's return): >1 overlaps a store's write
     # latency with receiving and decoding the next batch. The handler must then tolerate concurrent calls.
     max_in_flight: int = 1
+    # After the first message of a batch arrives, wait this long for more (fewer, larger store commits).
+    linger_s: float = 0.0
 
     def config(self) -> api.ConsumerConfig:
         return api.ConsumerConfig(
@@ -189,6 +191,8 @@ async def consume_batches(bus: Bus, spec: BatchConsumerSpec, handler: BatchHandl
                     await bus.nc.publish(next_subject, json.dumps(request).encode(), reply=reply)
                     outstanding, expires_at, last_heard = spec.batch, now + spec.fetch_timeout_s, now
                 await inbox.wait(min(spec.heartbeat_s, max(expires_at - time.monotonic(), 0.01)))
+                if spec.linger_s and 0 < len(inbox.msgs) < spec.batch:
+                    await asyncio.sleep(spec.linger_s)
                 batch: list[Msg] = []
                 await in_flight.reserve()
                 while inbox.msgs and len(batch) < spec.batch:

@@ -37,6 +37,7 @@ def consumer_specs(settings: SinkTicksSettings) -> list[BatchConsumerSpec]:
             batch=settings.batch_size,
             ack_wait_s=settings.ack_wait_s,
             max_in_flight=settings.max_in_flight,
+            linger_s=settings.linger_s,
         )
         for kind, subject in (("trades", settings.trade_subject), ("quotes", settings.quote_subject))
     ]
