@@ -24,7 +24,7 @@ TRADE_PACKAGE = re.compile(r"^trade\.[a-z0-9_]+\.v[0-9]+$")
 def _require(binary: str) -> str:
     path = shutil.which(binary) or (binary if Path(binary).is_file() else None)
     if path is None:
-        pytest.skip(f"{binary} not available")
+        pytest.fail(f"{binary} not found: `make install` builds it")
     return path
 
 
