@@ -9,6 +9,7 @@ import asyncio
 import grpc
 import pytest
 from nats.aio.msg import Msg
+from nats.js import api
 from trade.normalizer.v1 import events_pb2
 from trade.prism.v1 import feed_pb2, prism_pb2, prism_pb2_grpc
 
@@ -29,7 +30,11 @@ async def test_feed_arrives_with_increasing_sequences() -> None:
         raw = events_pb2.RawMarketData.FromString(msg.data)
         got.append((feed_pb2.PrismFeedMessage.FromString(raw.payload), raw, (msg.headers or {}).get("Nats-Msg-Id", "")))
 
-    sub = await bus.nc.subscribe("md.raw.prism.BTCUSDT", cb=on_msg)
+    # What the stream stores (JetStream), not core NATS: a publish retried after a lost ack is seen twice on the
+    # wire but stored once (same Nats-Msg-Id).
+    sub = await bus.js.subscribe(
+        "md.raw.prism.BTCUSDT", cb=on_msg, ordered_consumer=True, deliver_policy=api.DeliverPolicy.NEW
+    )
     try:
         for _ in range(50):
             await asyncio.sleep(0.1)
