@@ -27,6 +27,8 @@ from services.marketdata.domain.hub import MarketData
 from services.runtime.bus import Bus
 from services.runtime.streams import MARKET_DATA
 
+YIELD_EVERY = 32
+
 log = structlog.get_logger("marketdata.source")
 
 Item = market_data_pb2.Quote | market_data_pb2.Trade
@@ -72,6 +74,9 @@ class NatsMarketDataSource:
             with contextlib.suppress(Exception):
                 self.last_seq[kind] = msg.metadata.sequence.stream
             await self._on_msg(msg)
+            if self.received % YIELD_EVERY == 0:
+                # A burst is dispatched without an await otherwise: let the stream writers drain their queues.
+                await asyncio.sleep(0)
 
         self.subs[kind] = await self.bus.js.subscribe(KINDS[kind], cb=on_msg, ordered_consumer=True, config=config)
 
