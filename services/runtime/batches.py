@@ -97,8 +97,10 @@ class _Inbox:
     async def wait(self, timeout_s: float) -> None:
         await asyncio.sleep(0)  # let other consumers of the process run between batches
         if not self.msgs:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that races the wake-up.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.arrived.wait(), timeout_s)
+                async with asyncio.timeout(timeout_s):
+                    await self.arrived.wait()
         self.arrived.clear()
 
 

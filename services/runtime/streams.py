@@ -23,5 +23,15 @@ MARKET_DATA_RAW = StreamSpec(
 ORDERS = StreamSpec(name="ORDERS", subjects=("orders.>",), duplicate_window_s=24 * 3600)
 FILLS = StreamSpec(name="FILLS", subjects=("fills.>",), duplicate_window_s=24 * 3600)
 AUTHN = StreamSpec(name="AUTHN", subjects=("authn.>",), duplicate_window_s=3600)
+# Venue execution reports from the live-gateway (exec.<venue>.<account_id>), consumed by the OMS and exeq.
+EXEC = StreamSpec(name="EXEC", subjects=("exec.>",), duplicate_window_s=24 * 3600)
+# Parent (algorithmic) order events from exeq (exeq.parent.<account_id>.<symbol>).
+EXEQ = StreamSpec(name="EXEQ", subjects=("exeq.>",), duplicate_window_s=24 * 3600)
+# Kill-switch events (risk.killswitch.<scope>) and limit-change audit (risk.limits.audit) from risk.
+RISK = StreamSpec(name="RISK", subjects=("risk.>",), duplicate_window_s=24 * 3600)
+# Position changes from ptrc (positions.<account_id>.<symbol>).
+POSITIONS = StreamSpec(name="POSITIONS", subjects=("positions.>",), duplicate_window_s=3600, max_age_s=7 * 24 * 3600)
+# PnL snapshots from pnl (pnl.<account_id>).
+PNL = StreamSpec(name="PNL", subjects=("pnl.>",), duplicate_window_s=3600, max_age_s=7 * 24 * 3600)
 
-ALL_STREAMS = (MARKET_DATA, MARKET_DATA_RAW, ORDERS, FILLS, AUTHN)
+ALL_STREAMS = (MARKET_DATA, MARKET_DATA_RAW, ORDERS, FILLS, AUTHN, EXEC, EXEQ, RISK, POSITIONS, PNL)

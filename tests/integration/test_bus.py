@@ -18,6 +18,7 @@ from mesh import control
 from services.runtime.bus import Bus, ConsumerSpec, StreamSpec
 from services.runtime.settings import ServiceSettings
 from services.runtime.telemetry import configure_tracing
+from tests.support.mesh import wait_feed_flowing
 
 pytestmark = pytest.mark.usefixtures("mesh")
 
@@ -28,6 +29,13 @@ async def bus() -> AsyncIterator[Bus]:
     await bus.connect()
     yield bus
     await bus.close()
+
+
+@pytest.fixture
+async def nats_disruption() -> AsyncIterator[None]:
+    """For tests that kill or restart NATS: afterwards, wait until the mesh's feed is stored again."""
+    yield
+    await asyncio.to_thread(wait_feed_flowing)
 
 
 def _spec() -> StreamSpec:
@@ -97,7 +105,7 @@ async def test_trace_context_travels_in_nats_headers(bus: Bus) -> None:
     await bus.js.delete_stream(spec.name)
 
 
-async def test_acknowledged_message_survives_kill_9_of_the_server(bus: Bus) -> None:
+async def test_acknowledged_message_survives_kill_9_of_the_server(bus: Bus, nats_disruption: None) -> None:
     spec = _spec()
     await bus.ensure_streams([spec])
     subject = spec.subjects[0].replace(">", "durable")
@@ -119,7 +127,7 @@ async def test_acknowledged_message_survives_kill_9_of_the_server(bus: Bus) -> N
     await bus.js.delete_stream(spec.name)
 
 
-async def test_consumer_resumes_by_itself_after_a_server_restart(bus: Bus) -> None:
+async def test_consumer_resumes_by_itself_after_a_server_restart(bus: Bus, nats_disruption: None) -> None:
     spec = _spec()
     await bus.ensure_streams([spec])
     subject = spec.subjects[0].replace(">", "evt")

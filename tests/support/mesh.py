@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -39,3 +41,33 @@ def restart_opa_and_wait() -> None:
 
 def grpcurl_binary() -> str:
     return str(REPO / ".cache" / "bin" / "grpcurl")
+
+
+def _stream_last_seq(stream: str) -> int:
+    url = f"http://127.0.0.1:{load_ports().infra['nats_monitoring']}/jsz?streams=1"
+    with urllib.request.urlopen(url, timeout=2) as resp:
+        body = json.loads(resp.read())
+    for account in body.get("account_details", []):
+        for detail in account.get("stream_detail", []):
+            if detail["name"] == stream:
+                return int(detail["state"]["last_seq"])
+    return 0
+
+
+def wait_feed_flowing(limit_s: float = 30.0) -> None:
+    """After a NATS disruption: block until the simulated venue's feed is stored in MD_RAW and MD again, so
+    later tests start from a healthy mesh."""
+    deadline = time.monotonic() + limit_s
+    start = {s: _safe_last_seq(s) for s in ("MD_RAW", "MD")}
+    while time.monotonic() < deadline:
+        if all(_safe_last_seq(s) > seq for s, seq in start.items()):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"market data did not flow again within {limit_s}s after the disruption")
+
+
+def _safe_last_seq(stream: str) -> int:
+    try:
+        return _stream_last_seq(stream)
+    except OSError:
+        return 0

@@ -32,6 +32,7 @@ class _InFlight:
     subject: str
     payload: bytes
     msg_id: str
+    deadline: float
 
 
 class NatsFeedPublisher:
@@ -63,7 +64,8 @@ class NatsFeedPublisher:
         for message in messages:
             subject, payload, msg_id = subject_for(message.symbol), envelope(message, now), msg_id_for(message)
             ack = await js.publish_async(subject, payload, headers={"Nats-Msg-Id": msg_id})
-            self._in_flight.append(_InFlight(ack, subject, payload, msg_id))
+            deadline = asyncio.get_running_loop().time() + self.ack_timeout_s
+            self._in_flight.append(_InFlight(ack, subject, payload, msg_id, deadline))
             while len(self._in_flight) > self.max_in_flight:
                 await self._settle(self._in_flight.popleft())
 
@@ -78,7 +80,10 @@ class NatsFeedPublisher:
 
     async def _settle(self, entry: _InFlight) -> None:
         try:
-            await asyncio.wait_for(entry.ack, self.ack_timeout_s)
+            # The deadline runs from the send, so acks lost together (a NATS restart) time out together instead
+            # of one ack_timeout each in turn.
+            async with asyncio.timeout_at(entry.deadline):
+                await entry.ack
             self.published += 1
             return
         except asyncio.CancelledError:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 
+import structlog
 from nats.aio.msg import Msg
 
 from services.runtime.batches import BatchConsumerSpec, ConsumerHealth, ConsumerPhase, consume_batches
@@ -13,6 +14,9 @@ from services.runtime.bus import Bus
 from services.sink_ticks.adapters.codec import decode_batch
 from services.sink_ticks.domain.model import ConsumerView
 from services.sink_ticks.domain.service import TickIngest
+
+log = structlog.get_logger("sink_ticks")
+STOP_TIMEOUT_S = 15.0
 
 
 class JetStreamTickSource:
@@ -36,7 +40,10 @@ class JetStreamTickSource:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_S)
+            if stuck:
+                log.error("sink_ticks.consumer_stop_timeout", consumers=sorted(t.get_name() for t in stuck))
         self._tasks.clear()
 
     async def status(self) -> list[ConsumerView]:

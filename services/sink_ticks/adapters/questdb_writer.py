@@ -24,7 +24,7 @@ class QuestDbIlpWriter:
         self._trades = trades_table
         self._quotes = quotes_table
         self._free: asyncio.Queue[Sender | None] = asyncio.Queue()
-        self._all: set[Sender] = set()
+        self._closed = False
         for _ in range(pool_size):
             self._free.put_nowait(None)
 
@@ -73,24 +73,42 @@ class QuestDbIlpWriter:
                 sender = await asyncio.to_thread(self._connect)
             buf = sender.new_buffer()
             self._fill(buf, trades, quotes)
-            await asyncio.to_thread(sender.flush, buf)
-            self._all.add(sender)
         except BaseException:
-            if sender is not None:
-                # The connection may be broken: nothing left to flush, never reuse it.
-                self._all.discard(sender)
-                with contextlib.suppress(Exception):
-                    sender.close(False)
-            sender = None
+            self._discard(sender)
             raise
-        finally:
+        flush: asyncio.Future[None] = asyncio.ensure_future(asyncio.to_thread(sender.flush, buf))
+        try:
+            await asyncio.shield(flush)
+        except asyncio.CancelledError:
+            # The flush thread runs on: the sender is released only once it is done, never used by two threads.
+            flush.add_done_callback(lambda done: self._release(sender, done))
+            raise
+        except Exception:
+            self._release(sender, flush)
+            raise
+        self._release(sender, flush)
+
+    def _release(self, sender: Sender, flush: asyncio.Future[None]) -> None:
+        if self._closed or flush.cancelled() or flush.exception() is not None:
+            # A failed flush may have left the connection broken: close it, never reuse it.
+            self._discard(sender)
+        else:
             self._free.put_nowait(sender)
+
+    def _discard(self, sender: Sender | None) -> None:
+        if sender is not None:
+            with contextlib.suppress(Exception):
+                sender.close(False)
+        self._free.put_nowait(None)
 
     async def reset(self) -> None:
         """Nothing to do: a sender whose flush failed was already dropped from the pool."""
 
     async def close(self) -> None:
-        for sender in list(self._all):
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(sender.close, False)
-        self._all.clear()
+        """Close the idle senders; one still flushing closes itself when its flush ends."""
+        self._closed = True
+        while not self._free.empty():
+            sender = self._free.get_nowait()
+            if sender is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(sender.close, False)
