@@ -42,6 +42,7 @@ def token_policy(settings: AuthnSettings) -> TokenPolicy:
         access_ttl_s=settings.access_ttl_s,
         refresh_ttl_s=settings.refresh_ttl_s,
         retired_key_keep_s=settings.access_ttl_s + 60,
+        key_propagation_s=settings.key_propagation_s,
     )
 
 

@@ -19,4 +19,6 @@ class AuthnSettings(ServiceSettings):
     audience: str = "trade2026-api"
     access_ttl_s: int = 900
     refresh_ttl_s: int = 86_400
+    # At least the edge's JWKS cache duration (mesh/edge/config.py EdgeOptions.jwks_cache_s = 30) plus margin.
+    key_propagation_s: int = 35
     revocation_sync_interval_s: float = 1.0

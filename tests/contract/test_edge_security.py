@@ -8,6 +8,7 @@ import time
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
 from trade.authn.v1 import authn_pb2
 
 from tests.support.edge import (
@@ -16,6 +17,7 @@ from tests.support.edge import (
     bearer,
     code_of,
     login,
+    rich_status,
     token_for,
     unknown_key_pem,
     unsigned_token,
@@ -210,10 +212,26 @@ def test_trader_cannot_manage_another_users_api_keys(edge: grpc.Channel) -> None
     assert code == grpc.StatusCode.PERMISSION_DENIED
 
 
+def rotate_when_allowed(edge: grpc.Channel, admin: tuple[tuple[str, str], ...]) -> authn_pb2.RotateSigningKeysResponse:
+    """Rotate; when the next key is younger than the edge's JWKS cache, authn says how long to wait: wait, retry."""
+    stub = authn_stub(edge)
+    try:
+        return stub.RotateSigningKeys(authn_pb2.RotateSigningKeysRequest(), metadata=admin, timeout=5)
+    except grpc.RpcError as error:
+        status = rich_status(error)
+        assert error.code() == grpc.StatusCode.FAILED_PRECONDITION and status is not None
+        info = error_details_pb2.ErrorInfo()
+        assert status.details[0].Unpack(info) and info.reason == "KEY_ROTATION_TOO_SOON"
+        wait_s = int(info.metadata["retry_after_s"])
+        assert 0 < wait_s <= 35
+        time.sleep(wait_s + 0.5)
+    return stub.RotateSigningKeys(authn_pb2.RotateSigningKeysRequest(), metadata=admin, timeout=5)
+
+
 def test_rotated_signing_key_is_accepted_and_old_tokens_keep_working(edge: grpc.Channel) -> None:
     old_token = token_for(edge, "viewer")
     admin = bearer(token_for(edge, "admin"))
-    rotated = authn_stub(edge).RotateSigningKeys(authn_pb2.RotateSigningKeysRequest(), metadata=admin, timeout=5)
+    rotated = rotate_when_allowed(edge, admin)
     new_token = token_for(edge, "viewer")
     header = json.loads(base64.urlsafe_b64decode(new_token.split(".")[0] + "=="))
     assert header["kid"] == rotated.current_kid

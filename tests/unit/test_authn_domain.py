@@ -13,7 +13,9 @@ from services.authn.domain.service import Authn
 from services.authn.domain.tokens import TokenPolicy
 from services.runtime.errors import DomainError, ErrorKind
 
-POLICY = TokenPolicy(issuer="iss", audience="aud", access_ttl_s=900, refresh_ttl_s=3600, retired_key_keep_s=960)
+POLICY = TokenPolicy(
+    issuer="iss", audience="aud", access_ttl_s=900, refresh_ttl_s=3600, retired_key_keep_s=960, key_propagation_s=35
+)
 
 
 class FakeClock:
@@ -170,6 +172,7 @@ def test_rotation_promotes_the_prepublished_key_and_keeps_the_old_one_verifiable
     _, before = authn.login_password("alice", "correct-horse-1")
     old_kid, next_kid = authn.ring.current.kid, authn.ring.next.kid
     assert {old_kid, next_kid} <= {k["kid"] for k in authn.jwks()["keys"]}
+    clock.t += POLICY.key_propagation_s
     authn.rotate_keys()
     assert authn.ring.current.kid == next_kid
     _, after = authn.login_password("alice", "correct-horse-1")
@@ -177,6 +180,20 @@ def test_rotation_promotes_the_prepublished_key_and_keeps_the_old_one_verifiable
     assert _claims(authn, before.access_token)["sub"] == _claims(authn, after.access_token)["sub"]
     clock.t += POLICY.retired_key_keep_s + 1
     assert old_kid not in {k["kid"] for k in authn.jwks()["keys"]}
+
+
+def test_a_key_younger_than_the_jwks_cache_cannot_start_signing(authn: Authn, clock: FakeClock) -> None:
+    clock.t += POLICY.key_propagation_s
+    authn.rotate_keys()
+    current = authn.ring.current.kid
+    clock.t += POLICY.key_propagation_s - 5
+    with pytest.raises(DomainError) as caught:
+        authn.rotate_keys()
+    assert caught.value.reason == "KEY_ROTATION_TOO_SOON" and caught.value.metadata == {"retry_after_s": "5"}
+    assert authn.ring.current.kid == current
+    clock.t += 5
+    authn.rotate_keys()
+    assert authn.ring.current.kid != current
 
 
 def test_keys_survive_a_restart(tmp_path: Path, clock: FakeClock, sink: RecordingSink) -> None:

@@ -139,6 +139,16 @@ class Authn:
         self.ring = KeyRing(self.store.signing_keys())
 
     def rotate_keys(self) -> KeyRing:
+        published_s = self._now() - self.ring.next.created_at
+        wait_s = self.policy.key_propagation_s - published_s
+        if wait_s > 0:
+            raise DomainError(
+                "KEY_ROTATION_TOO_SOON",
+                f"the next key has been published for {published_s}s; verifiers cache the JWKS for "
+                f"{self.policy.key_propagation_s}s: rotate again in {wait_s}s",
+                ErrorKind.FAILED_PRECONDITION,
+                metadata={"retry_after_s": str(wait_s)},
+            )
         self.ring = self.ring.rotate(self._now(), self.policy.retired_key_keep_s)
         self.store.save_signing_keys(self.ring.keys)
         return self.ring

@@ -25,6 +25,9 @@ class TokenPolicy:
     refresh_ttl_s: int
     # How long a retired key stays in the JWKS: at least the access TTL, so its tokens verify until they expire.
     retired_key_keep_s: int
+    # How long the next key must have been in the JWKS before it may sign: verifiers (Envoy) cache the JWKS
+    # this long, so a key promoted sooner could sign tokens nobody can verify yet.
+    key_propagation_s: int = 0
 
 
 def new_signing_key(status: str, now: int) -> SigningKey:
