@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -16,6 +17,7 @@ from mesh.readiness import (
     AllOf,
     GrpcHealthProbe,
     HttpProbe,
+    NatsClientProbe,
     Probe,
     QuestDbSqlProbe,
     RedisPingProbe,
@@ -193,8 +195,38 @@ def discover_services(paths: Paths) -> list[str]:
     )
 
 
+# Which venue feeds market data: "prism" (the simulated exchange, default) or "binance" (the real Binance spot
+# public streams; needs internet). Read when the mesh is brought up: `TRADE_MD_FEED=binance make up`.
+MD_FEEDS = ("prism", "binance")
+
+
+def md_feed() -> str:
+    feed = os.environ.get("TRADE_MD_FEED", "prism").strip().lower() or "prism"
+    if feed not in MD_FEEDS:
+        raise ValueError(f"TRADE_MD_FEED={feed!r}: choose one of {', '.join(MD_FEEDS)}")
+    return feed
+
+
+def feed_handlers(paths: Paths, ports: Ports) -> list[Process]:
+    """The Binance feed handler when it is the selected market-data feed (it serves no port: probed at NATS)."""
+    if md_feed() != "binance":
+        return []
+    return [
+        Process(
+            name="feed_binance",
+            argv=(str(paths.python), "-m", "services.feeds.binance"),
+            tier=Tier.SERVICES,
+            env={"TRADE_ENV": "local", "PYTHONUNBUFFERED": "1", "TRADE_BINANCE_ENABLED": "1"},
+            probe=NatsClientProbe(LOCALHOST, ports.infra["nats_monitoring"], "feed-binance"),
+            ready_timeout=90,
+            stop_wait=15,
+        )
+    ]
+
+
 def services(paths: Paths, ports: Ports) -> list[Process]:
     procs: list[Process] = []
+    feed = md_feed()
     for svc in discover_services(paths):
         key = svc.replace("-", "_")
         if key not in ports.services:
@@ -208,12 +240,15 @@ def services(paths: Paths, ports: Ports) -> list[Process]:
             probe = AllOf((probe, HttpProbe(f"http://{LOCALHOST}:{jwks}/.well-known/jwks.json")))
             svc_ports += (jwks,)
             endpoints.append(Endpoint("authn jwks", f"http://{LOCALHOST}:{jwks}/.well-known/jwks.json"))
+        env = {"TRADE_ENV": "local", "PYTHONUNBUFFERED": "1"}
+        if key == "prism" and feed != "prism":
+            env["TRADE_FEED_ENABLED"] = "0"  # still the simulated venue for orders; another venue feeds prices
         procs.append(
             Process(
                 name=svc,
                 argv=(str(paths.python), "-m", f"services.{svc}"),
                 tier=Tier.SERVICES,
-                env={"TRADE_ENV": "local", "PYTHONUNBUFFERED": "1"},
+                env=env,
                 probe=probe,
                 ports=svc_ports,
                 endpoints=tuple(endpoints),
@@ -247,7 +282,12 @@ def envoy(paths: Paths, ports: Ports, tools: Tools) -> Process | None:
 
 def build(paths: Paths, ports: Ports, tools: Tools) -> list[Process]:
     """All programs, in start order."""
-    procs = [*infra(paths, ports, tools), opa(paths, ports, tools), *services(paths, ports)]
+    procs = [
+        *infra(paths, ports, tools),
+        opa(paths, ports, tools),
+        *services(paths, ports),
+        *feed_handlers(paths, ports),
+    ]
     edge = envoy(paths, ports, tools)
     if edge is not None:
         procs.append(edge)

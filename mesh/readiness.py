@@ -158,6 +158,32 @@ class GrpcHealthProbe:
 
 
 @dataclass(frozen=True, slots=True)
+class NatsClientProbe:
+    """Ready when a client connection with this name is open at the NATS server (its monitoring ``/connz``):
+    for programs that serve no port of their own, such as feed handlers."""
+
+    host: str
+    port: int
+    client_name: str
+    timeout: float = 2.0
+
+    def check(self) -> ProbeResult:
+        url = f"http://{self.host}:{self.port}/connz?limit=1024"
+        try:
+            with urllib.request.urlopen(url, timeout=self.timeout) as resp:
+                doc = json.loads(resp.read())
+        except (OSError, ValueError) as exc:
+            return ProbeResult(False, f"connz: {_reason(exc)}")
+        names = {c.get("name") for c in doc.get("connections", [])}
+        if self.client_name in names:
+            return ProbeResult(True, f"{self.client_name} connected to NATS")
+        return ProbeResult(False, f"no NATS connection named {self.client_name!r}")
+
+    def describe(self) -> str:
+        return f"NATS client {self.client_name!r} @ {self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
 class AllOf:
     """Ready when every inner probe is ready (checked in order, stops at the first failure)."""
 
