@@ -27,6 +27,16 @@ from services.runtime.streams import MARKET_DATA_RAW
 pytestmark = pytest.mark.usefixtures("mesh")
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "binance"
+# The fixtures' BTCUSDT renamed, so the replay never mixes fixture prices into the mesh's live BTCUSDT data.
+SYMBOL = "TESTBTCUSDT"
+
+
+@pytest.fixture
+def scenario_dir(tmp_path: Path) -> Path:
+    for src in FIXTURES.iterdir():
+        text = src.read_text().replace("BTCUSDT", SYMBOL).replace("btcusdt", SYMBOL.lower())
+        (tmp_path / src.name).write_text(text)
+    return tmp_path
 
 
 class AckRecordingBus:
@@ -58,8 +68,8 @@ async def bus() -> AsyncIterator[Bus]:
     await bus.close()
 
 
-async def test_replayed_binance_frames_land_on_md_raw_as_raw_market_data(bus: Bus) -> None:
-    scenario = Scenario.load(FIXTURES)
+async def test_replayed_binance_frames_land_on_md_raw_as_raw_market_data(bus: Bus, scenario_dir: Path) -> None:
+    scenario = Scenario.load(scenario_dir)
     server = ReplayServer(scenario)
     await server.start()
     recorder = AckRecordingBus(bus)
@@ -67,7 +77,7 @@ async def test_replayed_binance_frames_land_on_md_raw_as_raw_market_data(bus: Bu
     settings = BinanceFeedSettings(
         binance_ws_url=server.ws_url,
         binance_rest_url=server.rest_url,
-        binance_symbols=("BTCUSDT",),
+        binance_symbols=(SYMBOL,),
         binance_backoff_initial_s=0.05,
         binance_backoff_cap_s=0.2,
     )
@@ -76,7 +86,7 @@ async def test_replayed_binance_frames_land_on_md_raw_as_raw_market_data(bus: Bu
     try:
         deadline = time.monotonic() + 15
         final_id = scenario.expected_final_book["lastUpdateId"]
-        while (book := feed.syncs["BTCUSDT"].book) is None or book.last_update_id < final_id:
+        while (book := feed.syncs[SYMBOL].book) is None or book.last_update_id < final_id:
             assert time.monotonic() < deadline, "feed did not reach the final book"
             await asyncio.sleep(0.02)
         await asyncio.wait_for(sink.drain(), timeout=10)
@@ -91,29 +101,29 @@ async def test_replayed_binance_frames_land_on_md_raw_as_raw_market_data(bus: Bu
     stored: list[events_pb2.RawMarketData] = []
     for subject, msg_id, seq in recorder.acks:
         msg = await bus.js.get_msg(MARKET_DATA_RAW.name, seq)
-        assert msg.subject == subject == "md.raw.binance_spot.BTCUSDT"
+        assert msg.subject == subject == f"md.raw.binance_spot.{SYMBOL}"
         assert msg.headers is not None and msg.headers.get("Nats-Msg-Id") == msg_id
         assert msg.data is not None
         stored.append(events_pb2.RawMarketData.FromString(msg.data))
     frames = [m for m in stored if m.payload.startswith(b'{"stream"')]
     assert sorted(m.payload for m in frames) == sorted(sent)
     for m in frames:
-        assert m.venue == venue_pb2.VENUE_BINANCE_SPOT and m.symbol == "BTCUSDT"
+        assert m.venue == venue_pb2.VENUE_BINANCE_SPOT and m.symbol == SYMBOL
         assert m.format == events_pb2.RAW_PAYLOAD_FORMAT_JSON
         assert m.venue_sequence == parse_frame(m.payload).venue_sequence
     snapshots = [m for m in stored if not m.payload.startswith(b'{"stream"')]
     assert [m.venue_sequence for m in snapshots] == [1008, 1029, 1053]
 
 
-async def test_the_entry_point_runs_the_feed_into_nats_and_stops_cleanly_on_sigterm() -> None:
-    server = ReplayServer(Scenario.load(FIXTURES))
+async def test_the_entry_point_runs_the_feed_into_nats_and_stops_cleanly_on_sigterm(scenario_dir: Path) -> None:
+    server = ReplayServer(Scenario.load(scenario_dir))
     await server.start()
     env = {
         **os.environ,
         "TRADE_BINANCE_ENABLED": "1",
         "TRADE_BINANCE_WS_URL": server.ws_url,
         "TRADE_BINANCE_REST_URL": server.rest_url,
-        "TRADE_BINANCE_SYMBOLS": '["BTCUSDT"]',
+        "TRADE_BINANCE_SYMBOLS": f'["{SYMBOL}"]',
         "TRADE_BINANCE_BACKOFF_INITIAL_S": "0.05",
     }
     proc = await asyncio.create_subprocess_exec(
