@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import structlog
 from trade.prism.v1 import prism_pb2, prism_pb2_grpc
@@ -14,6 +16,7 @@ from services.prism.adapters.feed_publisher import NatsFeedPublisher
 from services.prism.domain.feed import FeedMessage
 from services.prism.domain.instruments import DEFAULT_INSTRUMENTS, Instrument
 from services.prism.domain.participants import SimulationConfig
+from services.prism.order_entry import OrderEntry
 from services.prism.runner import FeedSink, SimulationRunner
 from services.prism.servicer import PrismServicer
 from services.prism.settings import PrismSettings
@@ -41,8 +44,13 @@ def instruments_for(symbols: Sequence[str]) -> tuple[Instrument, ...]:
 
 
 def build_runner(
-    settings: PrismSettings, sink: FeedSink, start_sequences: dict[str, int] | None = None
+    settings: PrismSettings,
+    sink: FeedSink,
+    start_sequences: dict[str, int] | None = None,
+    first_exec_sequence: int | None = None,
 ) -> SimulationRunner:
+    """The simulation. Execution sequences and venue order ids start above microseconds since the epoch unless
+    ``first_exec_sequence`` is given, so a restarted PRISM never reuses a number a client may still hold."""
     return SimulationRunner(
         instruments=instruments_for(settings.symbols),
         config=SimulationConfig(seed=settings.seed),
@@ -51,10 +59,26 @@ def build_runner(
         image_interval_s=settings.image_interval_s,
         warmup_steps=settings.warmup_steps,
         start_sequences=start_sequences or {},
+        first_exec_sequence=time.time_ns() // 1000 if first_exec_sequence is None else first_exec_sequence,
+        exec_retention_per_account=settings.exec_retention_per_account,
+        max_done_orders=settings.max_done_orders,
     )
 
 
-async def build(settings: PrismSettings) -> Registration:
+def build_order_entry(settings: PrismSettings, runner: SimulationRunner) -> OrderEntry:
+    return OrderEntry(runner, settings.order_latency_ms / 1000, settings.exec_queue_size)
+
+
+@dataclass
+class Prism:
+    """The composed service: the simulation, member order entry and the gRPC registration."""
+
+    runner: SimulationRunner
+    entry: OrderEntry
+    registration: Registration
+
+
+async def compose(settings: PrismSettings) -> Prism:
     bus = Bus(settings.nats_url, settings.service_name)
     publisher = NatsFeedPublisher(bus, settings.max_in_flight, settings.publish_ack_timeout_s)
     sink: FeedSink = publisher if settings.feed_enabled else DiscardSink()
@@ -65,6 +89,8 @@ async def build(settings: PrismSettings) -> Registration:
         start = await publisher.last_sequences(settings.symbols)
         log.info("prism.feed_resumes", sequences=start)
     runner = build_runner(settings, sink, start)
+    entry = build_order_entry(settings, runner)
+    servicer = PrismServicer(runner, entry, settings.heartbeat_interval_s)
     tasks: list[asyncio.Task[None]] = []
 
     async def start_loop() -> None:
@@ -79,12 +105,14 @@ async def build(settings: PrismSettings) -> Registration:
                 await asyncio.wait_for(publisher.flush(), settings.publish_ack_timeout_s)
             await bus.close()
 
-    return Registration(
-        add_to_server=lambda server: prism_pb2_grpc.add_PrismServiceServicer_to_server(
-            PrismServicer(runner),  # type: ignore[abstract]  # order entry RPCs: base class answers UNIMPLEMENTED
-            server,
-        ),
+    registration = Registration(
+        add_to_server=lambda server: prism_pb2_grpc.add_PrismServiceServicer_to_server(servicer, server),
         service_names=[SERVICE_NAME],
         on_start=[start_loop],
         on_stop=[stop],
     )
+    return Prism(runner, entry, registration)
+
+
+async def build(settings: PrismSettings) -> Registration:
+    return (await compose(settings)).registration

@@ -1,6 +1,10 @@
 """The simulation loop (service layer, no grpc/gen): steps the seeded Simulation at a configured feed-message rate,
 turns engine events into feed messages and hands them, in order, to a FeedSink (the NATS publisher in production,
 a list in tests). A full book image of every symbol goes out first and then every ``image_interval_s``.
+
+Member orders enter the same engine through ``desk`` (``MemberDesk``, which survives simulation resets). The desk
+drains the engine for both (its ``pump``), so the events of a member command wait in its outbox and go out, in
+engine order, at the start of the next tick: the feed carries member trades like any other trade.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from services.prism.domain.engine import MatchingEngine
 from services.prism.domain.events import ACCEPTED, REJECTED, TRADE
 from services.prism.domain.feed import FeedBuilder, FeedMessage
 from services.prism.domain.instruments import Instrument
+from services.prism.domain.members import ExecutionLog, MemberDesk
 from services.prism.domain.participants import ParticipantKind, Simulation, SimulationConfig
 
 log = structlog.get_logger("prism.runner")
@@ -75,6 +80,9 @@ class SimulationRunner:
     clock: Callable[[], int] = time.time_ns
     start_sequences: Mapping[str, int] = field(default_factory=dict)
     state: RunState = RunState.RUNNING
+    first_exec_sequence: int = 0  # base of exec_sequence and venue order ids (see members.py)
+    exec_retention_per_account: int = 100_000
+    max_done_orders: int = 200_000
 
     def __post_init__(self) -> None:
         self.counters = Counters()
@@ -85,6 +93,13 @@ class SimulationRunner:
         self._budget = 0.0
         self._lock = asyncio.Lock()
         self.builder: FeedBuilder | None = None
+        self.exec_log = ExecutionLog(self.exec_retention_per_account, self.first_exec_sequence)
+        self.desk = MemberDesk(
+            MatchingEngine(self.instruments),
+            self.exec_log,
+            first_sequence=self.first_exec_sequence,
+            max_done_orders=self.max_done_orders,
+        )
         self._reset(dict(self.start_sequences))
 
     # --- engine lifecycle ---------------------------------------------------------------------------------------------
@@ -92,7 +107,9 @@ class SimulationRunner:
     def _reset(self, sequences: Mapping[str, int]) -> None:
         """A fresh engine and simulation for the current config, warmed up so the books have depth; the feed
         numbering continues from ``sequences`` and the next publish starts with book images."""
-        self.engine = MatchingEngine(self.instruments, now_ns=self.clock())
+        now = self.clock()
+        self.engine = MatchingEngine(self.instruments, now_ns=now)
+        self.desk.attach(self.engine, now)  # member orders in the old books (if any) are canceled
         self.simulation = Simulation(self.engine, self.config)
         self.simulation.enabled.update(self.enabled)
         self.builder = FeedBuilder(self.engine, sequences)
@@ -120,20 +137,29 @@ class SimulationRunner:
     def produce(self, budget: float, now_ns: int) -> list[FeedMessage]:
         """Step the simulation until about ``budget`` feed messages were produced (or the step cap is reached)."""
         assert self.builder is not None
-        out: list[FeedMessage] = []
+        desk = self.desk
+        out = self._feed(desk.take_outbox(), now_ns)  # member commands since the last tick
         if self._pending_images or now_ns - self._last_image_ns >= self.image_interval_s * 1e9:
             out += self.images(now_ns)
+        self.engine.advance(now_ns)  # GTD expiries, also while paused
+        desk.pump(now_ns)
+        out += self._feed(desk.take_outbox(), now_ns)
         if self.state is RunState.PAUSED:
             return out
-        self.engine.advance(now_ns)
         steps = 0
         while len(out) < budget and steps < self.max_steps_per_tick:
             self.simulation.step()
             steps += 1
-            events = self.engine.drain()
-            self._count(events)
-            out += self.builder.from_events(events, now_ns)
+            desk.pump(now_ns)
+            out += self._feed(desk.take_outbox(), now_ns)
         return out
+
+    def _feed(self, events: list[tuple[object, ...]], now_ns: int) -> list[FeedMessage]:
+        if not events:
+            return []
+        assert self.builder is not None
+        self._count(events)
+        return self.builder.from_events(events, now_ns)
 
     async def tick(self, elapsed_s: float) -> int:
         """One loop iteration: produce what ``elapsed_s`` of the configured rate allows and publish it."""

@@ -1,19 +1,28 @@
-"""Translates trade.prism.v1.PrismService requests to the live engine/simulation and back.
-
-Implemented: GetBook, ListInstruments, GetSimulationStatus, ConfigureSimulation. Not yet: PlaceOrder, CancelOrder,
-AmendOrder, StreamExecutions (member order entry) -- they are left to the generated base class, which answers
-UNIMPLEMENTED.
-"""
+"""Translates trade.prism.v1.PrismService requests to the live engine/simulation (``SimulationRunner``) and the
+member order entry (``OrderEntry``) and back."""
 
 from __future__ import annotations
 
+import time
+from decimal import Decimal
 from typing import Any, cast
 
 import grpc
-from trade.prism.v1 import prism_pb2, prism_pb2_grpc
-from trade.type.v1 import decimal_pb2, instrument_pb2, market_data_pb2, venue_pb2
+from trade.prism.v1 import execution_pb2, prism_pb2, prism_pb2_grpc
+from trade.type.v1 import (
+    decimal_pb2,
+    errors_pb2,
+    fill_pb2,
+    instrument_pb2,
+    market_data_pb2,
+    order_pb2,
+    stream_pb2,
+    venue_pb2,
+)
 
+from services.prism.domain.members import Execution, OrderRequest, PlaceResult
 from services.prism.domain.participants import ParticipantKind
+from services.prism.order_entry import OrderEntry
 from services.prism.runner import ParticipantChange, RunState, SimulationRunner
 from services.runtime.errors import DomainError, ErrorKind, FieldViolation, invalid_argument
 
@@ -27,13 +36,138 @@ _PB_TO_STATE = {v: k for k, v in _STATE_TO_PB.items()}
 MAX_MESSAGE_RATE = 100_000
 
 
-def _dec(value: object) -> decimal_pb2.Decimal:
-    return decimal_pb2.Decimal(value=str(value))
+def _dec(value: Decimal) -> decimal_pb2.Decimal:
+    return decimal_pb2.Decimal(value=format(value, "f"))
+
+
+def _reason(name: str) -> errors_pb2.ErrorReason.ValueType:
+    if not name:
+        return errors_pb2.ERROR_REASON_UNSPECIFIED
+    try:
+        return errors_pb2.ErrorReason.Value("ERROR_REASON_" + name)
+    except ValueError:
+        return errors_pb2.ERROR_REASON_UNSPECIFIED
+
+
+def execution_pb(e: Execution) -> execution_pb2.PrismExecution:
+    pb = execution_pb2.PrismExecution(
+        exec_sequence=e.exec_sequence,
+        exec_id=e.exec_id,
+        account_id=e.account_id,
+        symbol=e.symbol,
+        venue_order_id=e.venue_order_id,
+        client_order_id=e.client_order_id,
+        type=cast("execution_pb2.PrismExecutionType.ValueType", int(e.type)),
+        order_status=cast("order_pb2.OrderStatus.ValueType", int(e.order_status)),
+        side=cast("order_pb2.Side.ValueType", int(e.side)),
+        cum_qty=_dec(e.cum_qty),
+        leaves_qty=_dec(e.leaves_qty),
+        fee_currency=e.fee_currency,
+        liquidity=cast("fill_pb2.Liquidity.ValueType", int(e.liquidity)),
+        trade_id=e.trade_id,
+        reason=_reason(e.reason),
+        text=e.text,
+        event_time_ns=e.event_time_ns,
+    )
+    if e.last_price is not None:
+        pb.last_price.CopyFrom(_dec(e.last_price))
+    if e.last_qty is not None:
+        pb.last_quantity.CopyFrom(_dec(e.last_qty))
+    if e.fee is not None:
+        pb.fee.CopyFrom(_dec(e.fee))
+    return pb
+
+
+def _place_pb(result: PlaceResult) -> prism_pb2.PlaceOrderResponse:
+    return prism_pb2.PlaceOrderResponse(
+        venue_order_id=result.venue_order_id,
+        status=cast("order_pb2.OrderStatus.ValueType", int(result.status)),
+        executions=[execution_pb(e) for e in result.executions],
+        replayed=result.replayed,
+    )
+
+
+def _optional(msg: Any, name: str) -> str | None:
+    return cast("str", getattr(msg, name).value) if msg.HasField(name) else None
 
 
 class PrismServicer(prism_pb2_grpc.PrismServiceServicer):
-    def __init__(self, runner: SimulationRunner) -> None:
+    def __init__(self, runner: SimulationRunner, entry: OrderEntry, heartbeat_interval_s: float = 5.0) -> None:
         self.runner = runner
+        self.entry = entry
+        self.heartbeat_interval_s = heartbeat_interval_s
+
+    # --- order entry -----------------------------------------------------------------------------------------------
+
+    async def PlaceOrder(self, request: prism_pb2.PlaceOrderRequest, context: Context) -> prism_pb2.PlaceOrderResponse:
+        if not request.HasField("spec"):
+            raise invalid_argument(FieldViolation("spec", "required"))
+        spec = request.spec
+        order = OrderRequest(
+            account_id=request.account_id,
+            symbol=request.symbol,
+            client_order_id=request.client_order_id,
+            side=int(spec.side),
+            order_type=int(spec.order_type),
+            quantity=spec.quantity.value,
+            limit_price=_optional(spec, "limit_price"),
+            stop_price=_optional(spec, "stop_price"),
+            time_in_force=int(spec.time_in_force),
+            expire_time_ns=spec.expire_time_ns,
+            post_only=spec.post_only,
+            reduce_only=spec.reduce_only,
+        )
+        return _place_pb(await self.entry.place(order))
+
+    async def CancelOrder(
+        self, request: prism_pb2.CancelOrderRequest, context: Context
+    ) -> prism_pb2.CancelOrderResponse:
+        execution = await self.entry.cancel(request.account_id, request.venue_order_id, request.client_order_id)
+        return prism_pb2.CancelOrderResponse(execution=execution_pb(execution))
+
+    async def AmendOrder(self, request: prism_pb2.AmendOrderRequest, context: Context) -> prism_pb2.AmendOrderResponse:
+        executions = await self.entry.amend(
+            request.account_id,
+            request.symbol,
+            request.venue_order_id,
+            _optional(request, "new_quantity"),
+            _optional(request, "new_limit_price"),
+        )
+        return prism_pb2.AmendOrderResponse(executions=[execution_pb(e) for e in executions])
+
+    async def StreamExecutions(  # type: ignore[override]  # writes with context.write: a client that goes away
+        # cancels this coroutine at its current await, so the finally releases the queue at once
+        self,
+        request: prism_pb2.StreamExecutionsRequest,
+        context: Context,
+    ) -> None:
+        sub, replay, dropped = self.entry.subscribe(request.account_id, request.after_exec_sequence)
+        try:
+            await context.send_initial_metadata(())  # headers now tell the client it is subscribed
+            interval = self.heartbeat_interval_s
+            if dropped:  # the client learns that retention no longer holds part of what it asked for
+                heartbeat = stream_pb2.StreamHeartbeat(server_time_ns=time.time_ns(), dropped_count=dropped)
+                await context.write(prism_pb2.StreamExecutionsResponse(heartbeat=heartbeat))
+            last = request.after_exec_sequence
+            for e in replay:
+                await context.write(prism_pb2.StreamExecutionsResponse(execution=execution_pb(e)))
+                last = e.exec_sequence
+            next_hb = time.monotonic() + interval
+            while True:
+                await sub.wait(next_hb - time.monotonic())
+                for e in sub.drain():
+                    if e.exec_sequence > last:
+                        await context.write(prism_pb2.StreamExecutionsResponse(execution=execution_pb(e)))
+                        last = e.exec_sequence
+                        next_hb = time.monotonic() + interval
+                if time.monotonic() >= next_hb:
+                    heartbeat = stream_pb2.StreamHeartbeat(server_time_ns=time.time_ns(), dropped_count=dropped)
+                    await context.write(prism_pb2.StreamExecutionsResponse(heartbeat=heartbeat))
+                    next_hb = time.monotonic() + interval
+        finally:
+            self.entry.unsubscribe(sub)
+
+    # --- market data and simulation control ----------------------------------------------------------------------
 
     async def GetBook(self, request: prism_pb2.GetBookRequest, context: Context) -> prism_pb2.GetBookResponse:
         engine = self.runner.engine

@@ -25,3 +25,13 @@ class PrismSettings(ServiceSettings):
     warmup_steps: int = 3000
     # Feed off: the engine still runs (RPCs work) but nothing is published.
     feed_enabled: bool = True
+    # Member order entry: delay before an order (or a cancel/amend) reaches the book, like a network hop to a venue.
+    order_latency_ms: float = Field(default=0.0, ge=0, le=10_000)
+    # Executions retained per account for StreamExecutions replays (after_exec_sequence).
+    exec_retention_per_account: int = Field(default=100_000, ge=1)
+    # Done member orders remembered for idempotent retries and cancel/amend answers (oldest forgotten first).
+    max_done_orders: int = Field(default=200_000, ge=1)
+    # Executions a StreamExecutions subscriber may fall behind before it is cut off (SLOW_CONSUMER).
+    exec_queue_size: int = Field(default=10_000, ge=1)
+    # Heartbeat on an idle StreamExecutions stream this often.
+    heartbeat_interval_s: float = Field(default=5.0, gt=0)
