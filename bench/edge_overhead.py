@@ -48,16 +48,25 @@ class Result:
     max_ms: float
 
 
-def _ghz(target: str, metadata: dict[str, str], rate: int | None, duration: int, concurrency: int) -> dict:  # type: ignore[type-arg]
+def ghz_report(
+    target: str,
+    metadata: dict[str, str],
+    rate: int | None,
+    duration: int,
+    concurrency: int,
+    method: str = METHOD,
+    data: str = "{}",
+) -> dict:  # type: ignore[type-arg]
+    """One ghz run (fixed rate, or saturation when rate is None); its JSON report."""
     args = [
         str(GHZ),
         "--insecure",
         "--protoset",
         str(PROTOSET),
         "--call",
-        METHOD,
+        method,
         "-d",
-        "{}",
+        data,
         "-m",
         json.dumps(metadata),
         "-z",
@@ -80,7 +89,7 @@ def _ghz(target: str, metadata: dict[str, str], rate: int | None, duration: int,
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 
 
-def _summarize(path: str, rate: str, report: dict) -> Result:  # type: ignore[type-arg]
+def summarize(path: str, rate: str, report: dict) -> Result:  # type: ignore[type-arg]
     latency = {d["percentage"]: d["latency"] / 1e6 for d in report.get("latencyDistribution") or []}
     codes = report.get("statusCodeDistribution", {})
     return Result(
@@ -147,8 +156,8 @@ def main(
         try:
             for rate in [*(int(r) for r in rates.split(",") if r), None]:
                 for name, (target, metadata) in paths.items():
-                    report = _ghz(target, metadata, rate, duration, concurrency)
-                    results.append(_summarize(name, str(rate) if rate else "saturation", report))
+                    report = ghz_report(target, metadata, rate, duration, concurrency)
+                    results.append(summarize(name, str(rate) if rate else "saturation", report))
         finally:
             plain.terminate()
             plain.wait(timeout=10)
