@@ -71,3 +71,4 @@ bench: up
 	$(VPY) -m bench.matching_engine
 	$(VPY) -m bench.sink_ticks
 	$(VPY) -m bench.marketdata_fanout
+	$(VPY) -m bench.order_entry
