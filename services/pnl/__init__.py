@@ -1,0 +1,1 @@
+"""pnl: realized/unrealized PnL with fees per account, symbol and strategy, from FILLS and quote marks."""

@@ -1,0 +1,93 @@
+"""Feeds the PnL service: a replay of FILLS (state rebuilt), then a durable batch consumer; fills of symbols
+without a mark yet are primed with the last stored quote."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, fields
+
+import structlog
+from nats.aio.msg import Msg
+from nats.js import api
+
+from services.pnl.adapters import jetstream
+from services.pnl.adapters.codec import MalformedFill, decode_fill
+from services.pnl.domain.model import FillRecord
+from services.pnl.domain.service import PnlService
+from services.runtime.batches import BatchConsumerSpec, ConsumerHealth, consume_batches
+from services.runtime.bus import Bus
+
+log = structlog.get_logger("pnl.consumer")
+
+
+@dataclass(frozen=True)
+class StartingConsumerSpec(BatchConsumerSpec):
+    """A batch consumer that, when it has to be created, starts after what the replay already covered."""
+
+    start_sequence: int = 0
+
+    def config(self) -> api.ConsumerConfig:
+        config = super().config()
+        if self.start_sequence > 1:
+            config.deliver_policy = api.DeliverPolicy.BY_START_SEQUENCE
+            config.opt_start_seq = self.start_sequence
+        return config
+
+
+class FillConsumer:
+    def __init__(
+        self,
+        bus: Bus,
+        service: PnlService,
+        spec: BatchConsumerSpec,
+        prime_marks: Callable[[set[str]], Awaitable[None]],
+        replay_timeout_s: float = 5.0,
+    ) -> None:
+        self._bus = bus
+        self._service = service
+        self._spec = spec
+        self._prime = prime_marks
+        self._timeout = replay_timeout_s
+        self.health = ConsumerHealth(spec)
+        self.malformed = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def _decode(self, payloads: Sequence[tuple[int, bytes]]) -> list[FillRecord]:
+        out = []
+        for sequence, data in payloads:
+            try:
+                out.append(decode_fill(data))
+            except MalformedFill as exc:
+                self.malformed += 1
+                log.warning("pnl.malformed_fill", sequence=sequence, error=str(exc))
+        return out
+
+    async def _handle(self, msgs: Sequence[Msg]) -> None:
+        fills = self._decode([(m.metadata.sequence.stream, m.data) for m in msgs])
+        await self._service.handle(fills)
+        unmarked = {f.symbol for f in fills if self._service.ledger.mark(f.symbol) is None}
+        if unmarked:
+            await self._prime(unmarked)
+
+    async def start(self) -> None:
+        end = await jetstream.last_sequence(self._bus, self._spec.stream)
+        logged = await jetstream.replay(self._bus, self._spec.stream, self._spec.filter_subject, end, self._timeout)
+        fills = self._decode(logged)
+        await self._prime({f.symbol for f in fills})
+        applied = self._service.replay(fills)
+        log.info("pnl.rebuilt", fills=applied, sequence=end)
+        base = {f.name: getattr(self._spec, f.name) for f in fields(self._spec)}
+        spec = StartingConsumerSpec(**{**base, "start_sequence": end + 1})
+        self.health = ConsumerHealth(spec)
+        self._task = asyncio.create_task(
+            consume_batches(self._bus, spec, self._handle, self.health), name=f"pnl:{spec.durable}"
+        )
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

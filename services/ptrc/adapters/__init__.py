@@ -1,0 +1,1 @@
+"""ptrc adapters: protobuf codec, JetStream fill log and consumer, POSITIONS publisher, the update hub."""

@@ -1,0 +1,1 @@
+"""questdb-writer adapters: protobuf decoding, QuestDB (ILP writer, schema), JetStream batch consumers."""
