@@ -1,0 +1,1 @@
+"""Venue adapters (prism gRPC, paper, Binance REST/WS), JetStream publishing and protobuf codec."""

@@ -1,0 +1,74 @@
+"""JetStream side of the gateway: reports to EXEC and fills to FILLS with Nats-Msg-Id, resume points from EXEC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from nats.js.errors import NotFoundError
+from trade.live_gateway.v1 import events_pb2
+
+from services.live_gateway.adapters.codec import fill_pb, report_pb
+from services.live_gateway.domain.ids import exec_subject, fill_subject
+from services.live_gateway.domain.model import ExecutionReport, Fill, Venue
+from services.runtime.bus import Bus
+from services.runtime.streams import EXEC
+
+# On every report: the venue sequence up to which all events of its venue/account have been published.
+RESUME_HEADER = "Trade-Resume-Sequence"
+
+
+class JetStreamReports:
+    """ReportPublisher and Checkpoints over the mesh's JetStream streams EXEC and FILLS."""
+
+    def __init__(
+        self, bus: Bus, exec_stream: str = EXEC.name, resume_window_s: float = EXEC.duplicate_window_s
+    ) -> None:
+        self._bus = bus
+        self._stream = exec_stream
+        self._resume_window_s = resume_window_s
+
+    async def publish_fill(self, fill: Fill) -> bool:
+        ack = await self._bus.publish(
+            fill_subject(fill.account_id, fill.symbol), fill_pb(fill).SerializeToString(), msg_id=fill.fill_id
+        )
+        return not ack.duplicate
+
+    async def publish_report(self, report: ExecutionReport, resume_sequence: int) -> bool:
+        ex = report.execution
+        ack = await self._bus.publish(
+            exec_subject(ex.venue, ex.account_id),
+            report_pb(report).SerializeToString(),
+            msg_id=report.report_id,
+            headers={RESUME_HEADER: str(resume_sequence)},
+        )
+        return not ack.duplicate
+
+    async def accounts(self, venue: Venue) -> list[str]:
+        """Accounts whose last report of this venue is recent (their executions are streamed again on start).
+
+        Older ones are left out: resuming them would replay beyond JetStream's dedup window, and an account that
+        trades again starts streaming with its next order anyway.
+        """
+        info = await self._bus.js.stream_info(self._stream, subjects_filter=exec_subject(venue, "*"))
+        prefix = exec_subject(venue, "")
+        cutoff = datetime.now(UTC) - timedelta(seconds=self._resume_window_s)
+        accounts = []
+        for subject in sorted(info.state.subjects or {}):
+            try:
+                last = await self._bus.js.get_last_msg(self._stream, subject)
+            except NotFoundError:
+                continue
+            if last.time is None or last.time >= cutoff:
+                accounts.append(subject.removeprefix(prefix))
+        return accounts
+
+    async def last_sequence(self, venue: Venue, account_id: str) -> int:
+        try:
+            msg = await self._bus.js.get_last_msg(self._stream, exec_subject(venue, account_id))
+        except NotFoundError:
+            return 0
+        header = (msg.headers or {}).get(RESUME_HEADER)
+        if header is not None and header.isdigit():
+            return int(header)
+        report = events_pb2.ExecutionReport.FromString(msg.data or b"")
+        return report.venue_sequence

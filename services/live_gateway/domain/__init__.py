@@ -1,0 +1,1 @@
+"""Venue-neutral model and the gateway service; no grpc, no generated code."""
