@@ -162,6 +162,14 @@ class _InFlight:
         self._failures.clear()
 
 
+def _raise_if_cancel_requested() -> None:
+    """nats-py swallows a CancelledError that lands inside some of its calls (its flush path catches it and
+    passes): the task keeps its cancel request (Task.cancelling() > 0) but runs on. Honour the request here."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def consume_batches(bus: Bus, spec: BatchConsumerSpec, handler: BatchHandler, health: ConsumerHealth) -> None:
     """Run forever (until cancelled). The handler must be idempotent: a batch may be delivered again.
 
@@ -183,6 +191,7 @@ async def consume_batches(bus: Bus, spec: BatchConsumerSpec, handler: BatchHandl
             backoff = 0.2
             outstanding, expires_at, last_heard, silent_once = 0, 0.0, time.monotonic(), False
             while generation == bus.generation:
+                _raise_if_cancel_requested()
                 now = time.monotonic()
                 if outstanding <= 0 or now >= expires_at:
                     request = {

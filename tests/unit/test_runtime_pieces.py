@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 
@@ -78,3 +79,24 @@ def test_order_and_fill_streams_are_file_backed_and_deduplicated() -> None:
         assert config.duplicate_window and config.duplicate_window >= 3600
     subjects = [s for spec in ALL_STREAMS for s in spec.subjects]
     assert len(subjects) == len(set(subjects)), "a subject must belong to one stream only"
+
+
+async def test_a_cancel_swallowed_inside_a_library_call_still_stops_the_consumer_loop() -> None:
+    from services.runtime.batches import _raise_if_cancel_requested
+
+    swallowed = asyncio.Event()
+
+    async def loop_like_consume_batches() -> None:
+        while True:
+            _raise_if_cancel_requested()
+            try:  # what nats-py's flush path does with a CancelledError
+                await asyncio.sleep(0.01)
+            except asyncio.CancelledError:
+                swallowed.set()
+
+    task = asyncio.create_task(loop_like_consume_batches())
+    await asyncio.sleep(0.02)
+    task.cancel()
+    async with asyncio.timeout(2):
+        await asyncio.gather(task, return_exceptions=True)
+    assert swallowed.is_set() and task.cancelled()
