@@ -1,0 +1,35 @@
+"""risk settings (env prefix TRADE_: TRADE_LIMITS_FILE, TRADE_COMPLIANCE_TIMEOUT_S, ...)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from mesh.ports import load_ports
+from services.runtime.settings import ServiceSettings
+
+HERE = Path(__file__).resolve().parent
+
+
+class RiskSettings(ServiceSettings):
+    service_name: str = "risk"
+    port: int = Field(default_factory=lambda: load_ports().service("risk"))
+    # Default account/instrument limits and compliance data; runtime changes are replayed over them.
+    limits_file: Path = HERE / "limits.toml"
+    # A mid older than this is unknown (RISK_NO_REFERENCE_PRICE where a check needs it); 0 = never stale.
+    mid_max_age_s: float = 300.0
+    # OPA answer deadline inside CheckOrder (the OMS gives CheckOrder ~300 ms); past it the order is refused.
+    compliance_timeout_s: float = 0.15
+    # Reuse a compliance decision for the same account/symbol/side/strategy this long (0 = ask every time).
+    compliance_cache_ttl_s: float = 0.0
+    opa_reload_interval_s: float = 2.0
+    # Start-up: wait at most this long for the FILLS/ORDERS/PNL replay to catch up before serving.
+    warmup_timeout_s: float = 15.0
+    replay_timeout_s: float = 20.0
+    quote_subject: str = "md.quote.>"
+    fills_subject: str = "fills.>"
+    orders_subject: str = "orders.>"
+    pnl_subject: str = "pnl.>"
+    md_stream: str = "MD"
+    durable_prefix: str = "risk"
