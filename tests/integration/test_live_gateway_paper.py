@@ -15,7 +15,7 @@ from trade.type.v1 import decimal_pb2, fill_pb2, market_data_pb2, order_pb2, ven
 
 from services.live_gateway.settings import LiveGatewaySettings
 from services.runtime.bus import Bus
-from tests.integration.live_gateway_support import read_all, running_gateway, wait_count
+from tests.support.live_gateway import read_all, running_gateway, wait_count
 
 pytestmark = pytest.mark.usefixtures("mesh")
 

@@ -20,7 +20,7 @@ from trade.type.v1 import decimal_pb2, errors_pb2, fill_pb2, order_pb2, venue_pb
 from services.live_gateway.settings import LiveGatewaySettings
 from services.runtime.bus import Bus
 from services.runtime.status import error_info, status_from_trailers
-from tests.integration.live_gateway_support import read_all, running_gateway, wait_count
+from tests.support.live_gateway import read_all, running_gateway, wait_count
 
 pytestmark = pytest.mark.usefixtures("mesh")
 
