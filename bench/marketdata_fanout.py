@@ -1,6 +1,9 @@
 """Market-data fan-out through the edge: trades published to JetStream MD -> marketdata hub -> Envoy -> N clients.
 
-For each fixed input rate (ticks/s, all bench symbols together) and each subscriber count, side by side in one run:
+For each fixed input rate (ticks/s, all bench symbols together), each subscriber count and each delivery mode
+(``--batches``: 0 = unbatched, one update per stream message; N > 1 = the stream request's ``max_batch`` N with
+``batch_window_ms``, so marketdata encodes each batch once for all streams of the same filter), side by side in
+one run:
 
 - a generator process publishes canonical ``MarketDataEvent`` trades to ``md.trade.BENCH<k>USDT`` (JetStream MD,
   Nats-Msg-Id = event_id, pipelined ``publish_async``), paced at the rate, the publish wall clock stamped in
@@ -14,13 +17,21 @@ trades received by all subscribers over [first publish, last receive]. CPU% (of 
 over each cell is read from /proc. Prints a table and writes JSON to bench/results/marketdata_fanout.json.
 
     .venv/bin/python -m bench.marketdata_fanout [--rates 1000,5000] [--subscribers 1,10,100] [--duration 6]
-        [--procs 2] [--publish js|core] [--kind trade|quote]
+        [--procs 2] [--publish js|core] [--kind trade|quote] [--batches 0,500] [--window-ms 5] [--source mesh|hub]
+
+``--source hub`` measures marketdata's fan-out alone: its hub + servicer run in a bench process fed in-process at
+the rate (no NATS store, no Envoy; clients connect directly) -> bench/results/marketdata_fanout_hub.json.
 
 delivered % = received / (acked x subscribers): what is missing was either dropped by marketdata's bounded queue
 (the heartbeat's dropped_count, matching the sequence gaps the clients see) or still in flight when the cell ended
 (a cell drains until nothing arrived for 0.5 s, at most 8 s). ``--publish core`` publishes without waiting for
 acks (MD still stores every message): it removes the publisher's in-flight bound, not the store's cost, and a
 backlog it leaves in marketdata's consumer delays the next cell.
+
+The input ceiling is MD's store: with the server's ``sync_interval: always`` every MD write is fsynced before the
+ack (and before consumers see it), about 1.5-2k msg/s on the dev box whatever the number of acks in flight. A
+per-stream ``persist_mode: async`` on MD (nats-server >= 2.12) lifts it while ORDERS/FILLS keep the fsync; the
+JSON records MD's persist mode of the run (``md_stream``).
 
 Needs the mesh up (`make up`). Side effect: the bench trades are real MD messages, so sink-ticks and hot-cache
 also consume them (BENCH<k>USDT rows land in QuestDB's trades table).
@@ -36,6 +47,7 @@ import platform
 import time
 from array import array
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from multiprocessing.queues import Queue as MpQueue
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event as MpEvent
@@ -52,6 +64,10 @@ from trade.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
 from trade.normalizer.v1 import events_pb2
 from trade.type.v1 import decimal_pb2, market_data_pb2, order_pb2, venue_pb2
 
+from services.marketdata.bootstrap import SERVICE_NAME, build_hub, build_servicer
+from services.marketdata.servicer import add_to_server
+from services.marketdata.settings import MarketDataSettings
+from services.runtime.server import Registration, start_server
 from services.runtime.settings import infra_url
 from tests.support.edge import EDGE, bearer, edge_channel, token_for
 
@@ -74,39 +90,41 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # ---------------------------------------------------------------------------------------------- generator process
 
 
-def _event(kind: str, symbol: str, seq: int, now_ns: int) -> bytes:
+def _update(kind: str, symbol: str, seq: int, now_ns: int) -> market_data_pb2.Quote | market_data_pb2.Trade:
     if kind == "quote":
         qty = decimal_pb2.Decimal(value="0.5")
-        return events_pb2.MarketDataEvent(
-            event_id=f"quote:{symbol}:{seq}",
-            publish_time_ns=now_ns,
-            quote=market_data_pb2.Quote(
-                symbol=symbol,
-                venue=venue_pb2.VENUE_PAPER,
-                bid_price=decimal_pb2.Decimal(value="100.25"),
-                bid_size=qty,
-                ask_price=decimal_pb2.Decimal(value="100.26"),
-                ask_size=qty,
-                sequence=seq,
-                event_time_ns=now_ns,
-                receive_time_ns=now_ns,
-            ),
-        ).SerializeToString()
-    return events_pb2.MarketDataEvent(
-        event_id=f"trade:{symbol}:{seq}",
-        publish_time_ns=now_ns,
-        trade=market_data_pb2.Trade(
+        return market_data_pb2.Quote(
             symbol=symbol,
             venue=venue_pb2.VENUE_PAPER,
-            trade_id=str(seq),
-            price=decimal_pb2.Decimal(value="100.25"),
-            quantity=decimal_pb2.Decimal(value="0.5"),
-            aggressor_side=order_pb2.SIDE_BUY if seq % 2 else order_pb2.SIDE_SELL,
+            bid_price=decimal_pb2.Decimal(value="100.25"),
+            bid_size=qty,
+            ask_price=decimal_pb2.Decimal(value="100.26"),
+            ask_size=qty,
             sequence=seq,
             event_time_ns=now_ns,
             receive_time_ns=now_ns,
-        ),
-    ).SerializeToString()
+        )
+    return market_data_pb2.Trade(
+        symbol=symbol,
+        venue=venue_pb2.VENUE_PAPER,
+        trade_id=str(seq),
+        price=decimal_pb2.Decimal(value="100.25"),
+        quantity=decimal_pb2.Decimal(value="0.5"),
+        aggressor_side=order_pb2.SIDE_BUY if seq % 2 else order_pb2.SIDE_SELL,
+        sequence=seq,
+        event_time_ns=now_ns,
+        receive_time_ns=now_ns,
+    )
+
+
+def _event(kind: str, symbol: str, seq: int, now_ns: int) -> bytes:
+    update = _update(kind, symbol, seq, now_ns)
+    event = events_pb2.MarketDataEvent(event_id=f"{kind}:{symbol}:{seq}", publish_time_ns=now_ns)
+    if isinstance(update, market_data_pb2.Quote):
+        event.quote.CopyFrom(update)
+    else:
+        event.trade.CopyFrom(update)
+    return event.SerializeToString()
 
 
 def _ack_timer(into: array[int]) -> Any:
@@ -194,6 +212,79 @@ def generator_proc(
     out.put(asyncio.run(_generate(nats_url, symbols, rate, duration, base, mode, kind)))
 
 
+# ---------------------------------------------------------------------------------------------- --source hub
+
+
+class _NoBars:
+    async def bars(self, symbol: str, interval: Any, start_ns: int, end_ns: int, limit: int) -> list[Any]:
+        return []
+
+
+async def _hub_serve(
+    kind: str,
+    symbols: list[str],
+    rate: int,
+    duration: float,
+    base: int,
+    port_out: MpQueue[int],
+    go: MpEvent,
+    stop: MpEvent,
+    out: MpQueue[dict[str, Any]],
+) -> None:
+    """marketdata's own hub + servicer on a free port, fed in-process at the rate (no NATS, no Envoy)."""
+    settings = MarketDataSettings(port=0, log_json=False, log_level="WARNING")
+    md = build_hub(settings)
+    servicer = build_servicer(settings, md, _NoBars())
+    registration = Registration(add_to_server=lambda s: add_to_server(servicer, s), service_names=[SERVICE_NAME])
+    server = await start_server(settings, registration)
+    port_out.put(server.port)
+    try:
+        await asyncio.to_thread(go.wait, 120)
+        feed = md.on_quote if kind == "quote" else md.on_trade
+        first_ns = time.time_ns()
+        t0 = time.monotonic()
+        sent = 0
+        while (elapsed := time.monotonic() - t0) < duration:
+            due = min(int(rate * elapsed) + 1, int(rate * duration))
+            while sent < due:
+                symbol = symbols[sent % len(symbols)]
+                feed(_update(kind, symbol, base + sent // len(symbols) + 1, time.time_ns()))
+                sent += 1
+            await asyncio.sleep(0.001)
+        window = time.monotonic() - t0
+        out.put(
+            {
+                "target_rate": rate,
+                "sent": sent,
+                "acked": sent,
+                "stalls": 0,
+                "publish_window_s": window,
+                "acked_rate": sent / window,
+                "first_publish_ns": first_ns,
+                "cpu_s": 0.0,  # the feed runs inside marketdata's process: its CPU is in the marketdata column
+                "ack_p50_ms": float("nan"),
+                "ack_p99_ms": float("nan"),
+            }
+        )
+        await asyncio.to_thread(stop.wait, 120)
+    finally:
+        await server.stop()
+
+
+def hub_proc(
+    kind: str,
+    symbols: list[str],
+    rate: int,
+    duration: float,
+    base: int,
+    port_out: MpQueue[int],
+    go: MpEvent,
+    stop: MpEvent,
+    out: MpQueue[dict[str, Any]],
+) -> None:
+    asyncio.run(_hub_serve(kind, symbols, rate, duration, base, port_out, go, stop, out))
+
+
 # ---------------------------------------------------------------------------------------------- subscriber process
 
 
@@ -211,48 +302,64 @@ class _Stream:
 
 
 async def _stream(
-    stub: marketdata_pb2_grpc.MarketDataServiceStub, token: str, symbols: list[str], kind: str, st: _Stream
-) -> None:
-    call: Any  # a grpc.aio call (the generated stub is typed for the sync API)
-    if kind == "quote":
-        call = stub.StreamQuotes(marketdata_pb2.StreamQuotesRequest(symbols=symbols), metadata=bearer(token))
-    else:
-        call = stub.StreamTrades(marketdata_pb2.StreamTradesRequest(symbols=symbols), metadata=bearer(token))
-    lat = st.latencies_ns
-    async for resp in call:
-        now = time.time_ns()
-        st.opened.set()
-        if resp.HasField(kind):
-            trade = getattr(resp, kind)
-            seq = trade.sequence
-            if seq <= st.base:
-                continue  # a late trade of an earlier cell
-            st.received += 1
-            st.last_recv_ns = now
-            lat.append(now - trade.event_time_ns)
-            prev = st.last_seq.get(trade.symbol)
-            if prev is not None and seq > prev + 1:
-                st.gaps += seq - prev - 1
-            st.last_seq[trade.symbol] = seq
-        else:
-            st.dropped = resp.heartbeat.dropped_count
-            st.conflated = resp.heartbeat.conflated_count
-
-
-async def _subscribe(
+    stub: marketdata_pb2_grpc.MarketDataServiceStub,
     token: str,
     symbols: list[str],
     kind: str,
+    batch: tuple[int, int],
+    st: _Stream,
+) -> None:
+    call: Any  # a grpc.aio call (the generated stub is typed for the sync API)
+    max_batch, window_ms = batch
+    if kind == "quote":
+        request: Any = marketdata_pb2.StreamQuotesRequest(
+            symbols=symbols, max_batch=max_batch, batch_window_ms=window_ms
+        )
+        call = stub.StreamQuotes(request, metadata=bearer(token))
+    else:
+        request = marketdata_pb2.StreamTradesRequest(symbols=symbols, max_batch=max_batch, batch_window_ms=window_ms)
+        call = stub.StreamTrades(request, metadata=bearer(token))
+    lat = st.latencies_ns
+    last_seq = st.last_seq
+    items = "quotes" if kind == "quote" else "trades"
+    async for resp in call:
+        now = time.time_ns()
+        st.opened.set()
+        which = resp.WhichOneof("payload")
+        if which == "heartbeat":
+            st.dropped = resp.heartbeat.dropped_count
+            st.conflated = resp.heartbeat.conflated_count
+            continue
+        updates = getattr(resp.batch, items) if which == "batch" else (getattr(resp, kind),)
+        for u in updates:
+            seq = u.sequence
+            if seq <= st.base:
+                continue  # a late update of an earlier cell
+            st.received += 1
+            st.last_recv_ns = now
+            lat.append(now - u.event_time_ns)
+            prev = last_seq.get(u.symbol)
+            if prev is not None and seq > prev + 1:
+                st.gaps += seq - prev - 1
+            last_seq[u.symbol] = seq
+
+
+async def _subscribe(
+    target: str,
+    token: str,
+    symbols: list[str],
+    kind: str,
+    batch: tuple[int, int],
     n: int,
     base: int,
     ready: MpQueue[str],
     stop: MpEvent,
     progress: Synchronized[int],
 ) -> dict[str, Any]:
-    channels = [grpc.aio.insecure_channel(EDGE, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(n)]
+    channels = [grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(n)]
     streams = [_Stream(base) for _ in range(n)]
     tasks = [
-        asyncio.create_task(_stream(marketdata_pb2_grpc.MarketDataServiceStub(ch), token, symbols, kind, st))
+        asyncio.create_task(_stream(marketdata_pb2_grpc.MarketDataServiceStub(ch), token, symbols, kind, batch, st))
         for ch, st in zip(channels, streams, strict=True)
     ]
     errors: list[str] = []
@@ -294,9 +401,11 @@ async def _subscribe(
 
 
 def subscriber_proc(
+    target: str,
     token: str,
     symbols: list[str],
     kind: str,
+    batch: tuple[int, int],
     n: int,
     base: int,
     ready: MpQueue[str],
@@ -304,10 +413,28 @@ def subscriber_proc(
     progress: Synchronized[int],
     out: MpQueue[dict[str, Any]],
 ) -> None:
-    out.put(asyncio.run(_subscribe(token, symbols, kind, n, base, ready, stop, progress)))
+    out.put(asyncio.run(_subscribe(target, token, symbols, kind, batch, n, base, ready, stop, progress)))
 
 
 # ---------------------------------------------------------------------------------------------- orchestration
+
+
+async def _md_stream(nats_url: str) -> dict[str, Any]:
+    """How MD stores what the generator publishes (the input ceiling depends on it)."""
+    nc = await nats.connect(nats_url, name="bench-marketdata-fanout-info")
+    try:
+        info = await nc.jetstream().stream_info("MD")
+        mode = info.config.persist_mode
+        return {
+            "storage": str(getattr(info.config.storage, "value", info.config.storage)),
+            "persist_mode": str(getattr(mode, "value", mode))
+            if mode
+            else "default (flush + the server's sync_interval)",
+            "consumers": info.state.consumer_count,
+            "messages": info.state.messages,
+        }
+    finally:
+        await nc.close()
 
 
 def _mesh_pids() -> dict[str, int]:
@@ -352,6 +479,8 @@ def _percentile_ms(hist: np.ndarray[Any, Any], q: float) -> float:
 @dataclass
 class Cell:
     input_rate: int
+    max_batch: int
+    batch_window_ms: int
     subscribers: int
     subscriber_procs: int
     published: int
@@ -386,6 +515,8 @@ def run_cell(
     pids: dict[str, int],
     mode: str,
     kind: str,
+    batch: tuple[int, int],
+    source: str,
 ) -> Cell:
     base = time.time_ns() // 1000  # per-cell sequences: unique event ids, and late trades of a cell are ignored
     nprocs = max(1, min(procs, subs))
@@ -394,9 +525,24 @@ def run_cell(
     out: MpQueue[dict[str, Any]] = ctx.Queue()
     gen_out: MpQueue[dict[str, Any]] = ctx.Queue()
     stop: MpEvent = ctx.Event()
+    go: MpEvent = ctx.Event()
+    hub_stop: MpEvent = ctx.Event()  # after the subscribers closed their streams
     counters = [ctx.Value("q", 0, lock=False) for _ in shares]
+    target, hub = EDGE, None
+    if source == "hub":
+        port_out: MpQueue[int] = ctx.Queue()
+        hub = ctx.Process(
+            target=hub_proc, args=(kind, symbols, rate, duration, base, port_out, go, hub_stop, gen_out), daemon=True
+        )
+        hub.start()
+        target = f"127.0.0.1:{port_out.get(timeout=60)}"
+        pids = {"marketdata": hub.pid or 0}
     workers = [
-        ctx.Process(target=subscriber_proc, args=(token, symbols, kind, n, base, ready, stop, c, out), daemon=True)
+        ctx.Process(
+            target=subscriber_proc,
+            args=(target, token, symbols, kind, batch, n, base, ready, stop, c, out),
+            daemon=True,
+        )
         for n, c in zip(shares, counters, strict=True)
     ]
     for w in workers:
@@ -406,12 +552,17 @@ def run_cell(
         if any(s != "ready" for s in states):
             raise RuntimeError(f"subscribers not ready: {states}")
         cpu0, box0, t0 = _cpu_ticks(pids), _box_cpu(), time.monotonic()
-        gen = ctx.Process(
-            target=generator_proc, args=(infra_url("nats", "nats"), symbols, rate, duration, base, mode, kind, gen_out)
-        )
-        gen.start()
-        g = gen_out.get(timeout=duration + 60)
-        gen.join(timeout=10)
+        if hub is not None:
+            go.set()
+            g = gen_out.get(timeout=duration + 60)
+        else:
+            gen = ctx.Process(
+                target=generator_proc,
+                args=(infra_url("nats", "nats"), symbols, rate, duration, base, mode, kind, gen_out),
+            )
+            gen.start()
+            g = gen_out.get(timeout=duration + 60)
+            gen.join(timeout=10)
         # Drain: until no subscriber received anything for 0.5 s (at least 1.2 s: a heartbeat after the last
         # trade carries the final drop counters), at most 8 s.
         drain_start, last_total, last_change = time.monotonic(), -1, time.monotonic()
@@ -429,6 +580,9 @@ def run_cell(
         stop.set()
         for w in workers:
             w.join(timeout=10)
+        if hub is not None:
+            hub_stop.set()
+            hub.join(timeout=10)
     hist = np.sum([np.asarray(r["hist"]) for r in results], axis=0)
     received = sum(int(r["received"]) for r in results)
     last_recv = max(int(r["last_recv_ns"]) for r in results)
@@ -443,6 +597,8 @@ def run_cell(
     cpu_pct["box_iowait_of_all_cores"] = round(100 * box[4] / max(1, sum(box)), 1)
     return Cell(
         input_rate=rate,
+        max_batch=batch[0],
+        batch_window_ms=batch[1],
         subscribers=subs,
         subscriber_procs=nprocs,
         published=int(g["sent"]),
@@ -479,9 +635,20 @@ def main(
     publish: str = typer.Option(
         "js", help="js: pipelined JetStream publish_async, acked; core: plain NATS publish (MD stores it, no ack)"
     ),
+    batches: str = typer.Option(
+        "0,500", help="max_batch per stream, side by side in every cell; 0 = unbatched (one update per message)"
+    ),
+    window_ms: int = typer.Option(5, help="batch_window_ms of the batched streams"),
+    source: str = typer.Option(
+        "mesh",
+        help="mesh: publish to JetStream MD, stream through Envoy from the mesh's marketdata; hub: fan-out only "
+        "(marketdata's hub + servicer in a bench process fed in-process at the rate, clients connect directly)",
+    ),
 ) -> None:
     if kind not in ("trade", "quote"):
         raise typer.BadParameter("--kind must be trade or quote")
+    if source not in ("mesh", "hub"):
+        raise typer.BadParameter("--source must be mesh or hub")
     if publish not in ("js", "core"):
         raise typer.BadParameter("--publish must be js or core")
     console = Console(width=240)
@@ -489,25 +656,38 @@ def main(
     with edge_channel() as channel:
         token = token_for(channel, "viewer")
     pids = _mesh_pids()
+    md_stream = asyncio.run(_md_stream(infra_url("nats", "nats")))
     box0 = _box_cpu()
     time.sleep(2)
     box = [b - a for a, b in zip(box0, _box_cpu(), strict=True)]
     baseline_busy = round(100 * (sum(box) - box[3] - box[4]) / max(1, sum(box)), 1)
     ctx = mp.get_context("spawn")
     cells: list[Cell] = []
+    started = datetime.now(UTC)
     for rate in (int(r) for r in rates.split(",") if r):
         for subs in (int(s) for s in subscribers.split(",") if s):
-            console.print(f"[dim]cell: {rate} ticks/s in, {subs} subscribers ...[/dim]")
-            cells.append(run_cell(ctx, token, names, rate, subs, procs, duration, pids, publish, kind))
+            for max_batch in (int(b) for b in batches.split(",") if b):
+                batch = (max_batch, window_ms if max_batch > 1 else 0)
+                label = f"batches of <= {max_batch}, {window_ms} ms" if max_batch > 1 else "unbatched"
+                console.print(f"[dim]cell: {rate} ticks/s in, {subs} subscribers, {label} ...[/dim]")
+                cells.append(
+                    run_cell(ctx, token, names, rate, subs, procs, duration, pids, publish, kind, batch, source)
+                )
     cores = os.cpu_count() or 0
     title = (
-        f"{kind} fan-out through the edge (Envoy+JWT+OPA), {publish} publish — {duration:g}s/cell, {symbols} symbols, "
+        (
+            f"{kind} fan-out through the edge (Envoy+JWT+OPA), {publish} publish"
+            if source == "mesh"
+            else f"{kind} fan-out of marketdata alone (in-process feed, direct connections, no NATS/Envoy)"
+        )
+        + f" — {duration:g}s/cell, {symbols} symbols, "
         f"{cores} cores shared with the whole mesh ({baseline_busy:g}% busy before the run); "
         f"1 generator process + up to {procs} subscriber processes"
     )
     table = Table(title=title)
     columns = (
         "in ticks/s",
+        "batch (window)",
         "subs (procs)",
         "published/s",
         "JS ack p50/p99 ms",
@@ -530,6 +710,7 @@ def main(
         cpu = c.cpu_pct
         table.add_row(
             str(c.input_rate),
+            f"{c.max_batch} ({c.batch_window_ms} ms)" if c.max_batch > 1 else "-",
             f"{c.subscribers} ({c.subscriber_procs})",
             f"{c.publish_rate:.0f}",
             f"{c.pub_ack_p50_ms:.1f}/{c.pub_ack_p99_ms:.1f}",
@@ -551,16 +732,23 @@ def main(
         if c.errors:
             console.print(f"[red]{c.input_rate}/s x {c.subscribers}: {c.errors}[/red]")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(f"_{v}" for v in (kind if kind != "trade" else "", publish if publish != "js" else "") if v)
+    parts = (kind if kind != "trade" else "", publish if publish != "js" and source == "mesh" else "", source)
+    suffix = "".join(f"_{v}" for v in parts if v and v != "mesh")
     out = RESULTS / f"marketdata_fanout{suffix}.json"
     out.write_text(
         json.dumps(
             {
+                "measured_at_utc": started.isoformat(timespec="seconds"),
+                "finished_at_utc": datetime.now(UTC).isoformat(timespec="seconds"),
                 "duration_s": duration,
+                "batching": "max_batch 0 = unbatched (one update per stream message, as before); else StreamTrades/"
+                "StreamQuotes with max_batch and batch_window_ms (batched delivery, one encode shared by all streams)",
                 "publish": publish,
                 "kind": kind,
                 "symbols": names,
                 "cores": cores,
+                "source": source,
+                "md_stream": md_stream if source == "mesh" else None,
                 "box_busy_pct_before_run": baseline_busy,
                 "machine": platform.machine(),
                 "subscriber_procs_max": procs,

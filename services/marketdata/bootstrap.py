@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from trade.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
+from trade.marketdata.v1 import marketdata_pb2
 
+from services.marketdata.adapters.batches import encode_quotes, encode_trades
 from services.marketdata.adapters.nats_source import NatsMarketDataSource
 from services.marketdata.adapters.questdb_bars import QuestDbBars
 from services.marketdata.domain.bars import BarStore
 from services.marketdata.domain.hub import MarketData, QueueLimits
-from services.marketdata.servicer import MarketDataServicer
+from services.marketdata.servicer import MarketDataServicer, add_to_server
 from services.marketdata.settings import MarketDataSettings
 from services.runtime.bus import Bus
 from services.runtime.server import Registration
@@ -20,8 +21,13 @@ SERVICE_NAME = marketdata_pb2.DESCRIPTOR.services_by_name["MarketDataService"].f
 
 
 def build_hub(settings: MarketDataSettings) -> MarketData[Any]:
-    limits = QueueLimits(settings.quote_queue_symbols, settings.trade_queue_size, settings.book_queue_size)
-    return MarketData(lambda item: str(item.symbol), limits)
+    limits = QueueLimits(
+        settings.quote_queue_symbols,
+        settings.trade_queue_size,
+        settings.book_queue_size,
+        settings.batched_queue_updates,
+    )
+    return MarketData(lambda item: str(item.symbol), limits, encode_quotes, encode_trades)
 
 
 def build_servicer(settings: MarketDataSettings, md: MarketData[Any], bars: BarStore) -> MarketDataServicer:
@@ -45,9 +51,7 @@ async def build(settings: MarketDataSettings) -> Registration:
         await bars.close()
 
     return Registration(
-        add_to_server=lambda server: marketdata_pb2_grpc.add_MarketDataServiceServicer_to_server(
-            build_servicer(settings, md, bars), server
-        ),
+        add_to_server=lambda server: add_to_server(build_servicer(settings, md, bars), server),
         service_names=[SERVICE_NAME],
         on_start=[start],
         on_stop=[stop],

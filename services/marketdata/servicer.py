@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +15,7 @@ from trade.type.v1 import decimal_pb2, instrument_pb2, market_data_pb2, stream_p
 
 from services.marketdata.adapters.codec import decimal_text, delta_pb, snapshot_pb
 from services.marketdata.domain.bars import SYMBOL_RE, BarStore, Interval, bar_query, page_token
+from services.marketdata.domain.batching import MAX_BATCH, BatchMember, BatchOptions, FrameQueue, coalesce
 from services.marketdata.domain.hub import MarketData
 from services.marketdata.domain.queues import BookQueue, ConflatingQueue, DropOldestQueue
 from services.marketdata.settings import InstrumentConfig, MarketDataSettings
@@ -34,7 +35,40 @@ _VENUES = {"prism": venue_pb2.VENUE_PRISM, "paper": venue_pb2.VENUE_PAPER, "bina
 MAX_DEPTH = 1000
 MAX_SYMBOLS = 1000
 
-AnyQueue = ConflatingQueue[str, Any] | DropOldestQueue[Any] | BookQueue[Any]
+AnyQueue = ConflatingQueue[str, Any] | DropOldestQueue[Any] | BookQueue[Any] | FrameQueue
+SERVICE = marketdata_pb2.DESCRIPTOR.services_by_name["MarketDataService"].full_name
+STREAMS = ("StreamQuotes", "StreamTrades", "StreamBook")
+
+
+def _serialize(message: Any) -> bytes:
+    """Response serializer of the streams: batched streams write pre-encoded wire bytes as they are."""
+    return message if isinstance(message, bytes) else bytes(message.SerializeToString())
+
+
+class _Capture:
+    """Collects what the generated `add_...Servicer_to_server` registers, so it can be adjusted."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, Any] = {}
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        pass
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
+        self.handlers = handlers
+
+
+def add_to_server(servicer: MarketDataServicer, server: Any) -> None:
+    """The generated registration with the streams' response serializer passing pre-encoded bytes through."""
+    capture = _Capture()
+    marketdata_pb2_grpc.add_MarketDataServiceServicer_to_server(servicer, capture)  # type: ignore[arg-type]
+    handlers = {
+        name: handler._replace(response_serializer=_serialize) if name in STREAMS else handler
+        for name, handler in capture.handlers.items()
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    server.add_registered_method_handlers(SERVICE, handlers)
+    servicer.writes_bytes = True
 
 
 def _symbols(values: Sequence[str]) -> list[str]:
@@ -44,6 +78,13 @@ def _symbols(values: Sequence[str]) -> list[str]:
         v.require(bool(SYMBOL_RE.match(s)), f"symbols[{i}]", "must be 1-32 characters of [A-Z0-9_-]")
     v.raise_if_any()
     return list(values)
+
+
+def _batching(max_batch: int, window_ms: int) -> BatchOptions | None:
+    v = Validator()
+    v.require(window_ms <= 1000, "batch_window_ms", "must be 0-1000")
+    v.raise_if_any()
+    return BatchOptions.of(min(max_batch, MAX_BATCH), window_ms)
 
 
 def _symbol(value: str) -> str:
@@ -85,6 +126,8 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
         self.bars = bars
         self.settings = settings
         self.instruments = sorted(settings.instruments, key=lambda i: i.symbol)
+        # Set by `add_to_server`: the streams may write pre-encoded bytes (else they are parsed back first).
+        self.writes_bytes = False
 
     # ---------------------------------------------------------------- streams
 
@@ -106,10 +149,54 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
             active=self.md.subscriber_counts(),
         )
 
+    async def _write_frames(
+        self,
+        member: BatchMember,
+        context: Context,
+        response: Any,
+        catch_up: Callable[[BatchMember], list[bytes]] | None = None,
+        first: list[bytes] | None = None,
+    ) -> None:
+        """A batched stream: the shared frames of its group, heartbeats, and catch-up batches for quotes."""
+        queue = member.queue
+        raw = self.writes_bytes
+        parse = response.FromString
+        interval = self.settings.heartbeat_interval_s
+        next_hb = time.monotonic() + interval
+        for data in first or ():
+            await context.write(data if raw else parse(data))
+        while True:
+            await queue.signal.wait(max(0.0, next_hb - time.monotonic()))
+            if queue.catch_up and catch_up is not None:
+                queue.caught_up()
+                for data in catch_up(member):
+                    await context.write(data if raw else parse(data))
+            # The wire bytes of batch messages concatenate into one message: a parser merges repeated occurrences
+            # of the same oneof message field, appending their repeated updates in order.
+            for run in coalesce(queue.drain(), member.group.options.max_batch):
+                data = run[0].data if len(run) == 1 else b"".join(f.data for f in run)
+                await context.write(data if raw else parse(data))
+            if time.monotonic() >= next_hb:
+                await context.write(response(heartbeat=self._heartbeat(queue)))
+                next_hb = time.monotonic() + interval
+
     async def StreamQuotes(  # type: ignore[override]  # writes with context.write (see class docstring)
         self, request: marketdata_pb2.StreamQuotesRequest, context: Context
     ) -> None:
         symbols = _symbols(request.symbols)
+        options = _batching(request.max_batch, request.batch_window_ms)
+        if options is not None:
+            member = self.md.subscribe_quotes_batched(symbols, options)
+            self._opened("quotes", member.id, symbols=symbols, max_batch=options.max_batch)
+            try:
+                first = self.md.latest_quotes_frames(member)
+                await self._write_frames(
+                    member, context, marketdata_pb2.StreamQuotesResponse, self.md.latest_quotes_frames, first
+                )
+                return
+            finally:
+                self.md.quotes.unsubscribe_batched(member)
+                self._closed("quotes", member.id, member.queue)
         sub = self.md.subscribe_quotes(symbols)
         self._opened("quotes", sub.id, symbols=symbols)
         queue = sub.queue
@@ -131,6 +218,16 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
         self, request: marketdata_pb2.StreamTradesRequest, context: Context
     ) -> None:
         symbols = _symbols(request.symbols)
+        options = _batching(request.max_batch, request.batch_window_ms)
+        if options is not None:
+            member = self.md.trades.subscribe_batched(symbols, options)
+            self._opened("trades", member.id, symbols=symbols, max_batch=options.max_batch)
+            try:
+                await self._write_frames(member, context, marketdata_pb2.StreamTradesResponse)
+                return
+            finally:
+                self.md.trades.unsubscribe_batched(member)
+                self._closed("trades", member.id, member.queue)
         sub = self.md.trades.subscribe(symbols)
         self._opened("trades", sub.id, symbols=symbols)
         queue = sub.queue
@@ -153,6 +250,7 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
     ) -> None:
         symbol = _symbol(request.symbol)
         depth = _depth(request.depth, self.settings.default_depth)
+        max_batch = min(request.max_batch, MAX_BATCH)
         books = self.md.books
         sub = books.subscribe(symbol, depth)
         self._opened("books", sub.id, symbols=[symbol], depth=depth)
@@ -166,7 +264,15 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
                     if snap is not None:
                         await context.write(marketdata_pb2.StreamBookResponse(snapshot=snapshot_pb(symbol, snap)))
                 venue = books.book(symbol).venue
-                for delta in queue.drain():
+                deltas = queue.drain()
+                if max_batch > 1:
+                    for i in range(0, len(deltas), max_batch):
+                        batch = [delta_pb(symbol, venue, sub.stamp(d)) for d in deltas[i : i + max_batch]]
+                        await context.write(
+                            marketdata_pb2.StreamBookResponse(deltas=marketdata_pb2.BookDeltaBatch(deltas=batch))
+                        )
+                    deltas = []
+                for delta in deltas:
                     stamped = sub.stamp(delta)
                     await context.write(marketdata_pb2.StreamBookResponse(delta=delta_pb(symbol, venue, stamped)))
                 if time.monotonic() >= next_hb:

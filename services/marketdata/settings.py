@@ -38,6 +38,9 @@ class MarketDataSettings(ServiceSettings):
     quote_queue_symbols: int = 1024
     trade_queue_size: int = 1024
     book_queue_size: int = 1024
+    # Batched streams: the bound of a stream's queue of shared batches, in updates. A queued update costs a
+    # share of a batch encoded once for all streams (not a message per stream), so it can absorb longer bursts.
+    batched_queue_updates: int = 4096
     default_depth: int = 20
     # How far back the book subscription replays MD at start (snapshots come at least every 30 s).
     book_replay_s: float = 35.0

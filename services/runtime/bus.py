@@ -34,6 +34,10 @@ class StreamSpec:
     max_age_s: float = 0.0
     max_bytes: int = -1
     replicas: int = 1
+    # None: every write is flushed and (with the server's sync_interval: always) fsynced before the ack.
+    # ASYNC (nats-server >= 2.12, R1 only): the ack comes before the write reaches disk, overriding
+    # sync_interval: always for this stream only; a server crash may lose the last unflushed messages.
+    persist_mode: api.PersistMode | None = None
 
     def config(self) -> api.StreamConfig:
         return api.StreamConfig(
@@ -45,6 +49,7 @@ class StreamSpec:
             max_age=self.max_age_s or None,
             max_bytes=self.max_bytes,
             num_replicas=self.replicas,
+            persist_mode=self.persist_mode,
         )
 
 
@@ -104,11 +109,22 @@ class Bus:
 
     async def ensure_streams(self, specs: Sequence[StreamSpec]) -> None:
         for spec in specs:
+            config = spec.config()
             try:
-                await self.js.stream_info(spec.name)
-                await self.js.update_stream(spec.config())
+                info = await self.js.stream_info(spec.name)
+                if (info.config.persist_mode or None) != (spec.persist_mode or None):
+                    # The server cannot change a stream's persist mode in place (error 10052): keep the
+                    # stream's mode; switching means deleting the stream once and letting it be re-created.
+                    log.warning(
+                        "bus.stream_persist_mode_differs",
+                        stream=spec.name,
+                        stream_mode=str(info.config.persist_mode),
+                        declared_mode=str(spec.persist_mode),
+                    )
+                    config.persist_mode = info.config.persist_mode
+                await self.js.update_stream(config)
             except NotFoundError:
-                await self.js.add_stream(spec.config())
+                await self.js.add_stream(config)
             log.info("bus.stream_ready", stream=spec.name, subjects=list(spec.subjects))
 
     async def publish(

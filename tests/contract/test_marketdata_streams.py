@@ -141,6 +141,37 @@ async def test_trades_arrive_through_the_edge_with_increasing_sequences(stub, vi
     call.cancel()
 
 
+async def test_batched_trades_arrive_through_the_edge_in_order_beside_an_unbatched_stream(
+    stub: Any, viewer: tuple[tuple[str, str], ...], bus: Bus
+) -> None:
+    sym = symbol()
+    single = stub.StreamTrades(marketdata_pb2.StreamTradesRequest(symbols=[sym]), metadata=viewer)
+    batched = stub.StreamTrades(
+        marketdata_pb2.StreamTradesRequest(symbols=[sym], max_batch=50, batch_window_ms=10), metadata=viewer
+    )
+    await asyncio.gather(first_heartbeat(single), first_heartbeat(batched))
+    for seq in range(1, 201):
+        await publish(bus, trade_event(sym, seq), f"md.trade.{sym}")
+    single_seqs: list[int] = []
+    while len(single_seqs) < 200:
+        msg = await read(single)
+        assert msg.WhichOneof("payload") in ("trade", "heartbeat")
+        if msg.HasField("trade"):
+            single_seqs.append(msg.trade.sequence)
+    batched_seqs: list[int] = []
+    messages = 0
+    while len(batched_seqs) < 200:
+        msg = await read(batched)
+        assert msg.WhichOneof("payload") in ("batch", "heartbeat")
+        if msg.HasField("batch"):
+            messages += 1
+            batched_seqs += [t.sequence for t in msg.batch.trades]
+    assert single_seqs == batched_seqs == list(range(1, 201))
+    assert messages < 200
+    single.cancel()
+    batched.cancel()
+
+
 async def test_book_stream_starts_with_a_snapshot_then_chained_deltas(stub, viewer, bus: Bus) -> None:  # type: ignore[no-untyped-def]
     sym = symbol()
     snap = market_data_pb2.BookSnapshot(

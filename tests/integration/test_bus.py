@@ -17,6 +17,7 @@ from opentelemetry import trace
 from mesh import control
 from services.runtime.bus import Bus, ConsumerSpec, StreamSpec
 from services.runtime.settings import ServiceSettings
+from services.runtime.streams import FILLS, MARKET_DATA, MARKET_DATA_RAW, ORDERS
 from services.runtime.telemetry import configure_tracing
 from tests.support.mesh import wait_feed_flowing
 
@@ -160,3 +161,11 @@ async def test_consumer_resumes_by_itself_after_a_server_restart(bus: Bus, nats_
     assert seen == {f"e{i}" for i in range(100)}
     assert deliveries >= 100
     await bus.js.delete_stream(spec.name)
+
+
+async def test_market_data_is_acked_before_its_fsync_while_orders_and_fills_keep_it(bus: Bus) -> None:
+    await bus.ensure_streams([MARKET_DATA, MARKET_DATA_RAW, ORDERS, FILLS])
+    for fast in (MARKET_DATA, MARKET_DATA_RAW):
+        assert (await bus.js.stream_info(fast.name)).config.persist_mode == api.PersistMode.ASYNC
+    for durable in (ORDERS, FILLS):
+        assert (await bus.js.stream_info(durable.name)).config.persist_mode in (None, api.PersistMode.DEFAULT)

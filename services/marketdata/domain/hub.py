@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from services.marketdata.domain.batching import BatchGroup, BatchMember, BatchOptions, Encode, Schedule, call_later
 from services.marketdata.domain.book import Applied, Book, Delta, Levels, Snapshot, diff_side
 from services.marketdata.domain.queues import BookQueue, ConflatingQueue, DropOldestQueue
 
@@ -29,25 +30,67 @@ class Subscription(Generic[T]):
     id: int = field(default_factory=lambda: next(_ids))
 
 
+@dataclass(eq=False)
+class GroupSubscription(Generic[T]):
+    """The one fan-out entry of a group of batched streams (see batching.BatchGroup)."""
+
+    kind: str
+    symbols: frozenset[str]
+    queue: BatchGroup[T]
+    id: int = field(default_factory=lambda: next(_ids))
+
+
+Entry = Subscription[T] | GroupSubscription[T]
+
+
 class Fanout(Generic[T]):
     """Subscribers of one kind (quotes or trades), indexed by symbol."""
 
-    def __init__(self, kind: str, make_queue: Callable[[], ConflatingQueue[str, T] | DropOldestQueue[T]]) -> None:
+    def __init__(
+        self,
+        kind: str,
+        make_queue: Callable[[], ConflatingQueue[str, T] | DropOldestQueue[T]],
+        make_group: Callable[[frozenset[str], BatchOptions], BatchGroup[T]] | None = None,
+    ) -> None:
         self.kind = kind
         self.make_queue = make_queue
-        self.by_symbol: dict[str, dict[int, Subscription[T]]] = {}
-        self.wildcard: dict[int, Subscription[T]] = {}
+        self.make_group = make_group
+        self.by_symbol: dict[str, dict[int, Entry[T]]] = {}
+        self.wildcard: dict[int, Entry[T]] = {}
+        # Batched streams: one fan-out entry per (symbols, options), shared by its members.
+        self.groups: dict[tuple[frozenset[str], BatchOptions], GroupSubscription[T]] = {}
         self.published = 0
 
     def subscribe(self, symbols: Iterable[str]) -> Subscription[T]:
         sub = Subscription(self.kind, frozenset(symbols), self.make_queue())
+        self._add(sub)
+        return sub
+
+    def subscribe_batched(self, symbols: Iterable[str], options: BatchOptions) -> BatchMember:
+        """A batched stream: joins the group of streams with the same symbols and options (created on demand)."""
+        if self.make_group is None:
+            raise RuntimeError(f"no batch encoder for {self.kind}")
+        key = (frozenset(symbols), options)
+        entry = self.groups.get(key)
+        if entry is None:
+            entry = self.groups[key] = GroupSubscription(self.kind, key[0], self.make_group(key[0], options))
+            self._add(entry)
+        return entry.queue.join()
+
+    def unsubscribe_batched(self, member: BatchMember) -> None:
+        group = member.group
+        if group.leave(member):
+            entry = self.groups.pop((group.symbols, group.options), None)
+            if entry is not None:
+                self.unsubscribe(entry)
+
+    def _add(self, sub: Entry[T]) -> None:
         if not sub.symbols:
             self.wildcard[sub.id] = sub
         for s in sub.symbols:
             self.by_symbol.setdefault(s, {})[sub.id] = sub
-        return sub
 
-    def unsubscribe(self, sub: Subscription[T]) -> None:
+    def unsubscribe(self, sub: Entry[T]) -> None:
         self.wildcard.pop(sub.id, None)
         for s in sub.symbols:
             subs = self.by_symbol.get(s)
@@ -64,10 +107,12 @@ class Fanout(Generic[T]):
             sub.queue.put(item)
 
     def count(self) -> int:
+        """Client streams: unbatched subscriptions plus the members of every batch group."""
         ids = set(self.wildcard)
         for subs in self.by_symbol.values():
             ids.update(subs)
-        return len(ids)
+        members = sum(len(entry.queue.members) for entry in self.groups.values())
+        return len(ids) - len(self.groups) + members
 
 
 @dataclass(eq=False)
@@ -172,21 +217,44 @@ class QueueLimits:
     quotes: int = 1024
     trades: int = 1024
     book_deltas: int = 1024
+    batched: int = 4096
 
 
 class MarketData(Generic[T]):
     """Latest quote and trade per symbol, the books, and the fan-out to subscribers.
 
-    Quotes and trades are opaque items (the adapter's message type); `symbol_of` reads their symbol.
+    Quotes and trades are opaque items (the adapter's message type); `symbol_of` reads their symbol;
+    `encode_quotes` / `encode_trades` turn a batch of them into one stream message (for batched streams).
     """
 
-    def __init__(self, symbol_of: Callable[[T], str], limits: QueueLimits | None = None) -> None:
+    def __init__(
+        self,
+        symbol_of: Callable[[T], str],
+        limits: QueueLimits | None = None,
+        encode_quotes: Encode[T] | None = None,
+        encode_trades: Encode[T] | None = None,
+        schedule: Schedule = call_later,
+    ) -> None:
         limits = limits or QueueLimits()
         self.symbol_of = symbol_of
+        self.encode_quotes = encode_quotes
         self.latest_quote: dict[str, T] = {}
         self.last_trade: dict[str, T] = {}
-        self.quotes: Fanout[T] = Fanout("quotes", lambda: ConflatingQueue(symbol_of, limits.quotes))
-        self.trades: Fanout[T] = Fanout("trades", lambda: DropOldestQueue(limits.trades))
+
+        def quote_group(symbols: frozenset[str], options: BatchOptions) -> BatchGroup[T]:
+            assert encode_quotes is not None
+            return BatchGroup("quotes", symbols, options, encode_quotes, limits.batched, symbol_of, schedule)
+
+        def trade_group(symbols: frozenset[str], options: BatchOptions) -> BatchGroup[T]:
+            assert encode_trades is not None
+            return BatchGroup("trades", symbols, options, encode_trades, limits.batched, None, schedule)
+
+        self.quotes: Fanout[T] = Fanout(
+            "quotes", lambda: ConflatingQueue(symbol_of, limits.quotes), quote_group if encode_quotes else None
+        )
+        self.trades: Fanout[T] = Fanout(
+            "trades", lambda: DropOldestQueue(limits.trades), trade_group if encode_trades else None
+        )
         self.books = BookHub(limits.book_deltas)
 
     def on_quote(self, quote: T) -> None:
@@ -206,6 +274,20 @@ class MarketData(Generic[T]):
             if not sub.symbols or symbol in sub.symbols:
                 sub.queue.put(quote)
         return sub
+
+    def subscribe_quotes_batched(self, symbols: Iterable[str], options: BatchOptions) -> BatchMember:
+        """A batched quote stream; `latest_quotes_frames` gives what it starts with (and catches up with)."""
+        return self.quotes.subscribe_batched(symbols, options)
+
+    def latest_quotes_frames(self, member: BatchMember) -> list[bytes]:
+        """Batches with the latest quote of each of the member's symbols (none when no quote is known yet)."""
+        symbols = member.group.symbols
+        latest = [q for s, q in self.latest_quote.items() if not symbols or s in symbols]
+        step = member.group.options.max_batch
+        encode = self.encode_quotes
+        if encode is None:
+            return []
+        return [encode(latest[i : i + step]) for i in range(0, len(latest), step)]
 
     def subscriber_counts(self) -> dict[str, int]:
         return {"quotes": self.quotes.count(), "trades": self.trades.count(), "books": self.books.count()}

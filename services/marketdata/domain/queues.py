@@ -31,7 +31,8 @@ class _Signal:
     async def wait(self, timeout_s: float) -> None:
         if not self._event.is_set():
             try:
-                await asyncio.wait_for(self._event.wait(), timeout_s)
+                async with asyncio.timeout(timeout_s):  # not wait_for: on 3.11 it can swallow a racing cancel
+                    await self._event.wait()
             except TimeoutError:
                 return
         self._event.clear()

@@ -32,7 +32,14 @@ const (
 type StreamQuotesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Symbols to stream; empty means every symbol.
-	Symbols       []string `protobuf:"bytes,1,rep,name=symbols,proto3" json:"symbols,omitempty"`
+	Symbols []string `protobuf:"bytes,1,rep,name=symbols,proto3" json:"symbols,omitempty"`
+	// Opt into batched delivery: above 1, quotes arrive in `batch` messages of
+	// at most this many quotes (values above 1000 are coerced to 1000); 0 or 1
+	// means one quote per `quote` message.
+	MaxBatch uint32 `protobuf:"varint,2,opt,name=max_batch,json=maxBatch,proto3" json:"max_batch,omitempty"`
+	// With max_batch > 1: the longest the server holds an update to fill a
+	// batch, in ms; 0 means the server default (5 ms); at most 1000.
+	BatchWindowMs uint32 `protobuf:"varint,3,opt,name=batch_window_ms,json=batchWindowMs,proto3" json:"batch_window_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -74,6 +81,69 @@ func (x *StreamQuotesRequest) GetSymbols() []string {
 	return nil
 }
 
+func (x *StreamQuotesRequest) GetMaxBatch() uint32 {
+	if x != nil {
+		return x.MaxBatch
+	}
+	return 0
+}
+
+func (x *StreamQuotesRequest) GetBatchWindowMs() uint32 {
+	if x != nil {
+		return x.BatchWindowMs
+	}
+	return 0
+}
+
+// QuoteBatch is several quotes of a batched quote stream, oldest first.
+// Within one batch window only the latest quote of each symbol is kept (the
+// replaced ones are counted as conflated); a stream that lags may receive
+// several windows in one batch.
+type QuoteBatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The quotes.
+	Quotes        []*v1.Quote `protobuf:"bytes,1,rep,name=quotes,proto3" json:"quotes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuoteBatch) Reset() {
+	*x = QuoteBatch{}
+	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuoteBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuoteBatch) ProtoMessage() {}
+
+func (x *QuoteBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuoteBatch.ProtoReflect.Descriptor instead.
+func (*QuoteBatch) Descriptor() ([]byte, []int) {
+	return file_trade_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *QuoteBatch) GetQuotes() []*v1.Quote {
+	if x != nil {
+		return x.Quotes
+	}
+	return nil
+}
+
 // StreamQuotesResponse is one message of a quote stream.
 type StreamQuotesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -83,6 +153,7 @@ type StreamQuotesResponse struct {
 	//
 	//	*StreamQuotesResponse_Quote
 	//	*StreamQuotesResponse_Heartbeat
+	//	*StreamQuotesResponse_Batch
 	Payload       isStreamQuotesResponse_Payload `protobuf_oneof:"payload"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -90,7 +161,7 @@ type StreamQuotesResponse struct {
 
 func (x *StreamQuotesResponse) Reset() {
 	*x = StreamQuotesResponse{}
-	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[1]
+	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -102,7 +173,7 @@ func (x *StreamQuotesResponse) String() string {
 func (*StreamQuotesResponse) ProtoMessage() {}
 
 func (x *StreamQuotesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[1]
+	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -115,7 +186,7 @@ func (x *StreamQuotesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamQuotesResponse.ProtoReflect.Descriptor instead.
 func (*StreamQuotesResponse) Descriptor() ([]byte, []int) {
-	return file_trade_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{1}
+	return file_trade_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *StreamQuotesResponse) GetPayload() isStreamQuotesResponse_Payload {
@@ -143,6 +214,15 @@ func (x *StreamQuotesResponse) GetHeartbeat() *v1.StreamHeartbeat {
 	return nil
 }
 
+func (x *StreamQuotesResponse) GetBatch() *QuoteBatch {
+	if x != nil {
+		if x, ok := x.Payload.(*StreamQuotesResponse_Batch); ok {
+			return x.Batch
+		}
+	}
+	return nil
+}
+
 type isStreamQuotesResponse_Payload interface {
 	isStreamQuotesResponse_Payload()
 }
@@ -157,22 +237,36 @@ type StreamQuotesResponse_Heartbeat struct {
 	Heartbeat *v1.StreamHeartbeat `protobuf:"bytes,2,opt,name=heartbeat,proto3,oneof"`
 }
 
+type StreamQuotesResponse_Batch struct {
+	// Several quotes (only when the request set max_batch > 1).
+	Batch *QuoteBatch `protobuf:"bytes,3,opt,name=batch,proto3,oneof"`
+}
+
 func (*StreamQuotesResponse_Quote) isStreamQuotesResponse_Payload() {}
 
 func (*StreamQuotesResponse_Heartbeat) isStreamQuotesResponse_Payload() {}
+
+func (*StreamQuotesResponse_Batch) isStreamQuotesResponse_Payload() {}
 
 // StreamTradesRequest selects the symbols to stream trades for.
 type StreamTradesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Symbols to stream; empty means every symbol.
-	Symbols       []string `protobuf:"bytes,1,rep,name=symbols,proto3" json:"symbols,omitempty"`
+	Symbols []string `protobuf:"bytes,1,rep,name=symbols,proto3" json:"symbols,omitempty"`
+	// Opt into batched delivery: above 1, trades arrive in `batch` messages of
+	// at most this many trades (values above 1000 are coerced to 1000); 0 or 1
+	// means one trade per `trade` message.
+	MaxBatch uint32 `protobuf:"varint,2,opt,name=max_batch,json=maxBatch,proto3" json:"max_batch,omitempty"`
+	// With max_batch > 1: the longest the server holds an update to fill a
+	// batch, in ms; 0 means the server default (5 ms); at most 1000.
+	BatchWindowMs uint32 `protobuf:"varint,3,opt,name=batch_window_ms,json=batchWindowMs,proto3" json:"batch_window_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StreamTradesRequest) Reset() {
 	*x = StreamTradesRequest{}
-	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[2]
+	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -184,7 +278,7 @@ func (x *StreamTradesRequest) String() string {
 func (*StreamTradesRequest) ProtoMessage() {}
 
 func (x *StreamTradesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[2]
+	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -197,12 +291,73 @@ func (x *StreamTradesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamTradesRequest.ProtoReflect.Descriptor instead.
 func (*StreamTradesRequest) Descriptor() ([]byte, []int) {
-	return file_trade_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{2}
+	return file_trade_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *StreamTradesRequest) GetSymbols() []string {
 	if x != nil {
 		return x.Symbols
+	}
+	return nil
+}
+
+func (x *StreamTradesRequest) GetMaxBatch() uint32 {
+	if x != nil {
+		return x.MaxBatch
+	}
+	return 0
+}
+
+func (x *StreamTradesRequest) GetBatchWindowMs() uint32 {
+	if x != nil {
+		return x.BatchWindowMs
+	}
+	return 0
+}
+
+// TradeBatch is several public trades of a batched trade stream, oldest
+// first.
+type TradeBatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The trades.
+	Trades        []*v1.Trade `protobuf:"bytes,1,rep,name=trades,proto3" json:"trades,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TradeBatch) Reset() {
+	*x = TradeBatch{}
+	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TradeBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TradeBatch) ProtoMessage() {}
+
+func (x *TradeBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TradeBatch.ProtoReflect.Descriptor instead.
+func (*TradeBatch) Descriptor() ([]byte, []int) {
+	return file_trade_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *TradeBatch) GetTrades() []*v1.Trade {
+	if x != nil {
+		return x.Trades
 	}
 	return nil
 }
@@ -216,6 +371,7 @@ type StreamTradesResponse struct {
 	//
 	//	*StreamTradesResponse_Trade
 	//	*StreamTradesResponse_Heartbeat
+	//	*StreamTradesResponse_Batch
 	Payload       isStreamTradesResponse_Payload `protobuf_oneof:"payload"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -223,7 +379,7 @@ type StreamTradesResponse struct {
 
 func (x *StreamTradesResponse) Reset() {
 	*x = StreamTradesResponse{}
-	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[3]
+	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -235,7 +391,7 @@ func (x *StreamTradesResponse) String() string {
 func (*StreamTradesResponse) ProtoMessage() {}
 
 func (x *StreamTradesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[3]
+	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -248,7 +404,7 @@ func (x *StreamTradesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamTradesResponse.ProtoReflect.Descriptor instead.
 func (*StreamTradesResponse) Descriptor() ([]byte, []int) {
-	return file_trade_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{3}
+	return file_trade_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *StreamTradesResponse) GetPayload() isStreamTradesResponse_Payload {
@@ -276,6 +432,15 @@ func (x *StreamTradesResponse) GetHeartbeat() *v1.StreamHeartbeat {
 	return nil
 }
 
+func (x *StreamTradesResponse) GetBatch() *TradeBatch {
+	if x != nil {
+		if x, ok := x.Payload.(*StreamTradesResponse_Batch); ok {
+			return x.Batch
+		}
+	}
+	return nil
+}
+
 type isStreamTradesResponse_Payload interface {
 	isStreamTradesResponse_Payload()
 }
@@ -290,9 +455,16 @@ type StreamTradesResponse_Heartbeat struct {
 	Heartbeat *v1.StreamHeartbeat `protobuf:"bytes,2,opt,name=heartbeat,proto3,oneof"`
 }
 
+type StreamTradesResponse_Batch struct {
+	// Several trades (only when the request set max_batch > 1).
+	Batch *TradeBatch `protobuf:"bytes,3,opt,name=batch,proto3,oneof"`
+}
+
 func (*StreamTradesResponse_Trade) isStreamTradesResponse_Payload() {}
 
 func (*StreamTradesResponse_Heartbeat) isStreamTradesResponse_Payload() {}
+
+func (*StreamTradesResponse_Batch) isStreamTradesResponse_Payload() {}
 
 // StreamBookRequest selects the book to stream.
 type StreamBookRequest struct {
@@ -301,14 +473,18 @@ type StreamBookRequest struct {
 	Symbol string `protobuf:"bytes,1,opt,name=symbol,proto3" json:"symbol,omitempty"`
 	// Levels per side to maintain (1-1000); 0 means the server default (20).
 	// Deltas only touch levels within this depth.
-	Depth         uint32 `protobuf:"varint,2,opt,name=depth,proto3" json:"depth,omitempty"`
+	Depth uint32 `protobuf:"varint,2,opt,name=depth,proto3" json:"depth,omitempty"`
+	// Opt into batched delivery: above 1, deltas arrive in `deltas` messages
+	// of at most this many deltas, each chained to the one before it (values
+	// above 1000 are coerced to 1000); 0 or 1 means one `delta` per message.
+	MaxBatch      uint32 `protobuf:"varint,3,opt,name=max_batch,json=maxBatch,proto3" json:"max_batch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StreamBookRequest) Reset() {
 	*x = StreamBookRequest{}
-	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[4]
+	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -320,7 +496,7 @@ func (x *StreamBookRequest) String() string {
 func (*StreamBookRequest) ProtoMessage() {}
 
 func (x *StreamBookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[4]
+	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -333,7 +509,7 @@ func (x *StreamBookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamBookRequest.ProtoReflect.Descriptor instead.
 func (*StreamBookRequest) Descriptor() ([]byte, []int) {
-	return file_trade_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{4}
+	return file_trade_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *StreamBookRequest) GetSymbol() string {
@@ -350,6 +526,60 @@ func (x *StreamBookRequest) GetDepth() uint32 {
 	return 0
 }
 
+func (x *StreamBookRequest) GetMaxBatch() uint32 {
+	if x != nil {
+		return x.MaxBatch
+	}
+	return 0
+}
+
+// BookDeltaBatch is several deltas of a batched book stream, in sequence
+// order; apply them one by one as single deltas.
+type BookDeltaBatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The deltas.
+	Deltas        []*v1.BookDelta `protobuf:"bytes,1,rep,name=deltas,proto3" json:"deltas,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BookDeltaBatch) Reset() {
+	*x = BookDeltaBatch{}
+	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BookDeltaBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BookDeltaBatch) ProtoMessage() {}
+
+func (x *BookDeltaBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BookDeltaBatch.ProtoReflect.Descriptor instead.
+func (*BookDeltaBatch) Descriptor() ([]byte, []int) {
+	return file_trade_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *BookDeltaBatch) GetDeltas() []*v1.BookDelta {
+	if x != nil {
+		return x.Deltas
+	}
+	return nil
+}
+
 // StreamBookResponse is one message of a book stream: the first is always a
 // snapshot; then deltas, heartbeats, and occasionally a new snapshot (a
 // re-synchronization point).
@@ -362,6 +592,7 @@ type StreamBookResponse struct {
 	//	*StreamBookResponse_Snapshot
 	//	*StreamBookResponse_Delta
 	//	*StreamBookResponse_Heartbeat
+	//	*StreamBookResponse_Deltas
 	Payload       isStreamBookResponse_Payload `protobuf_oneof:"payload"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -369,7 +600,7 @@ type StreamBookResponse struct {
 
 func (x *StreamBookResponse) Reset() {
 	*x = StreamBookResponse{}
-	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[5]
+	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -381,7 +612,7 @@ func (x *StreamBookResponse) String() string {
 func (*StreamBookResponse) ProtoMessage() {}
 
 func (x *StreamBookResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[5]
+	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -394,7 +625,7 @@ func (x *StreamBookResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamBookResponse.ProtoReflect.Descriptor instead.
 func (*StreamBookResponse) Descriptor() ([]byte, []int) {
-	return file_trade_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{5}
+	return file_trade_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StreamBookResponse) GetPayload() isStreamBookResponse_Payload {
@@ -431,6 +662,15 @@ func (x *StreamBookResponse) GetHeartbeat() *v1.StreamHeartbeat {
 	return nil
 }
 
+func (x *StreamBookResponse) GetDeltas() *BookDeltaBatch {
+	if x != nil {
+		if x, ok := x.Payload.(*StreamBookResponse_Deltas); ok {
+			return x.Deltas
+		}
+	}
+	return nil
+}
+
 type isStreamBookResponse_Payload interface {
 	isStreamBookResponse_Payload()
 }
@@ -450,11 +690,18 @@ type StreamBookResponse_Heartbeat struct {
 	Heartbeat *v1.StreamHeartbeat `protobuf:"bytes,3,opt,name=heartbeat,proto3,oneof"`
 }
 
+type StreamBookResponse_Deltas struct {
+	// Several deltas (only when the request set max_batch > 1).
+	Deltas *BookDeltaBatch `protobuf:"bytes,4,opt,name=deltas,proto3,oneof"`
+}
+
 func (*StreamBookResponse_Snapshot) isStreamBookResponse_Payload() {}
 
 func (*StreamBookResponse_Delta) isStreamBookResponse_Payload() {}
 
 func (*StreamBookResponse_Heartbeat) isStreamBookResponse_Payload() {}
+
+func (*StreamBookResponse_Deltas) isStreamBookResponse_Payload() {}
 
 // GetSnapshotRequest names the symbol to snapshot.
 type GetSnapshotRequest struct {
@@ -469,7 +716,7 @@ type GetSnapshotRequest struct {
 
 func (x *GetSnapshotRequest) Reset() {
 	*x = GetSnapshotRequest{}
-	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[6]
+	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -481,7 +728,7 @@ func (x *GetSnapshotRequest) String() string {
 func (*GetSnapshotRequest) ProtoMessage() {}
 
 func (x *GetSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[6]
+	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -494,7 +741,7 @@ func (x *GetSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*GetSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_trade_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{6}
+	return file_trade_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetSnapshotRequest) GetSymbol() string {
@@ -527,7 +774,7 @@ type GetSnapshotResponse struct {
 
 func (x *GetSnapshotResponse) Reset() {
 	*x = GetSnapshotResponse{}
-	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[7]
+	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -539,7 +786,7 @@ func (x *GetSnapshotResponse) String() string {
 func (*GetSnapshotResponse) ProtoMessage() {}
 
 func (x *GetSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[7]
+	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -552,7 +799,7 @@ func (x *GetSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*GetSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_trade_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{7}
+	return file_trade_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetSnapshotResponse) GetQuote() *v1.Quote {
@@ -598,7 +845,7 @@ type GetBarsRequest struct {
 
 func (x *GetBarsRequest) Reset() {
 	*x = GetBarsRequest{}
-	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[8]
+	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -610,7 +857,7 @@ func (x *GetBarsRequest) String() string {
 func (*GetBarsRequest) ProtoMessage() {}
 
 func (x *GetBarsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[8]
+	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -623,7 +870,7 @@ func (x *GetBarsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBarsRequest.ProtoReflect.Descriptor instead.
 func (*GetBarsRequest) Descriptor() ([]byte, []int) {
-	return file_trade_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{8}
+	return file_trade_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetBarsRequest) GetSymbol() string {
@@ -681,7 +928,7 @@ type GetBarsResponse struct {
 
 func (x *GetBarsResponse) Reset() {
 	*x = GetBarsResponse{}
-	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[9]
+	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -693,7 +940,7 @@ func (x *GetBarsResponse) String() string {
 func (*GetBarsResponse) ProtoMessage() {}
 
 func (x *GetBarsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[9]
+	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -706,7 +953,7 @@ func (x *GetBarsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBarsResponse.ProtoReflect.Descriptor instead.
 func (*GetBarsResponse) Descriptor() ([]byte, []int) {
-	return file_trade_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{9}
+	return file_trade_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetBarsResponse) GetBars() []*v1.Bar {
@@ -739,7 +986,7 @@ type ListInstrumentsRequest struct {
 
 func (x *ListInstrumentsRequest) Reset() {
 	*x = ListInstrumentsRequest{}
-	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[10]
+	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -751,7 +998,7 @@ func (x *ListInstrumentsRequest) String() string {
 func (*ListInstrumentsRequest) ProtoMessage() {}
 
 func (x *ListInstrumentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[10]
+	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -764,7 +1011,7 @@ func (x *ListInstrumentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInstrumentsRequest.ProtoReflect.Descriptor instead.
 func (*ListInstrumentsRequest) Descriptor() ([]byte, []int) {
-	return file_trade_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{10}
+	return file_trade_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListInstrumentsRequest) GetPageSize() int32 {
@@ -801,7 +1048,7 @@ type ListInstrumentsResponse struct {
 
 func (x *ListInstrumentsResponse) Reset() {
 	*x = ListInstrumentsResponse{}
-	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[11]
+	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -813,7 +1060,7 @@ func (x *ListInstrumentsResponse) String() string {
 func (*ListInstrumentsResponse) ProtoMessage() {}
 
 func (x *ListInstrumentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[11]
+	mi := &file_trade_marketdata_v1_marketdata_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -826,7 +1073,7 @@ func (x *ListInstrumentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInstrumentsResponse.ProtoReflect.Descriptor instead.
 func (*ListInstrumentsResponse) Descriptor() ([]byte, []int) {
-	return file_trade_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{11}
+	return file_trade_marketdata_v1_marketdata_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListInstrumentsResponse) GetInstruments() []*v1.Instrument {
@@ -847,26 +1094,42 @@ var File_trade_marketdata_v1_marketdata_proto protoreflect.FileDescriptor
 
 const file_trade_marketdata_v1_marketdata_proto_rawDesc = "" +
 	"\n" +
-	"$trade/marketdata/v1/marketdata.proto\x12\x13trade.marketdata.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1etrade/type/v1/instrument.proto\x1a\x1ftrade/type/v1/market_data.proto\x1a\x1atrade/type/v1/stream.proto\"5\n" +
+	"$trade/marketdata/v1/marketdata.proto\x12\x13trade.marketdata.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1etrade/type/v1/instrument.proto\x1a\x1ftrade/type/v1/market_data.proto\x1a\x1atrade/type/v1/stream.proto\"\x86\x01\n" +
 	"\x13StreamQuotesRequest\x12\x1e\n" +
-	"\asymbols\x18\x01 \x03(\tB\x04\xe2A\x01\x01R\asymbols\"\x8f\x01\n" +
+	"\asymbols\x18\x01 \x03(\tB\x04\xe2A\x01\x01R\asymbols\x12!\n" +
+	"\tmax_batch\x18\x02 \x01(\rB\x04\xe2A\x01\x01R\bmaxBatch\x12,\n" +
+	"\x0fbatch_window_ms\x18\x03 \x01(\rB\x04\xe2A\x01\x01R\rbatchWindowMs\":\n" +
+	"\n" +
+	"QuoteBatch\x12,\n" +
+	"\x06quotes\x18\x01 \x03(\v2\x14.trade.type.v1.QuoteR\x06quotes\"\xc8\x01\n" +
 	"\x14StreamQuotesResponse\x12,\n" +
 	"\x05quote\x18\x01 \x01(\v2\x14.trade.type.v1.QuoteH\x00R\x05quote\x12>\n" +
-	"\theartbeat\x18\x02 \x01(\v2\x1e.trade.type.v1.StreamHeartbeatH\x00R\theartbeatB\t\n" +
-	"\apayload\"5\n" +
+	"\theartbeat\x18\x02 \x01(\v2\x1e.trade.type.v1.StreamHeartbeatH\x00R\theartbeat\x127\n" +
+	"\x05batch\x18\x03 \x01(\v2\x1f.trade.marketdata.v1.QuoteBatchH\x00R\x05batchB\t\n" +
+	"\apayload\"\x86\x01\n" +
 	"\x13StreamTradesRequest\x12\x1e\n" +
-	"\asymbols\x18\x01 \x03(\tB\x04\xe2A\x01\x01R\asymbols\"\x8f\x01\n" +
+	"\asymbols\x18\x01 \x03(\tB\x04\xe2A\x01\x01R\asymbols\x12!\n" +
+	"\tmax_batch\x18\x02 \x01(\rB\x04\xe2A\x01\x01R\bmaxBatch\x12,\n" +
+	"\x0fbatch_window_ms\x18\x03 \x01(\rB\x04\xe2A\x01\x01R\rbatchWindowMs\":\n" +
+	"\n" +
+	"TradeBatch\x12,\n" +
+	"\x06trades\x18\x01 \x03(\v2\x14.trade.type.v1.TradeR\x06trades\"\xc8\x01\n" +
 	"\x14StreamTradesResponse\x12,\n" +
 	"\x05trade\x18\x01 \x01(\v2\x14.trade.type.v1.TradeH\x00R\x05trade\x12>\n" +
-	"\theartbeat\x18\x02 \x01(\v2\x1e.trade.type.v1.StreamHeartbeatH\x00R\theartbeatB\t\n" +
-	"\apayload\"M\n" +
+	"\theartbeat\x18\x02 \x01(\v2\x1e.trade.type.v1.StreamHeartbeatH\x00R\theartbeat\x127\n" +
+	"\x05batch\x18\x03 \x01(\v2\x1f.trade.marketdata.v1.TradeBatchH\x00R\x05batchB\t\n" +
+	"\apayload\"p\n" +
 	"\x11StreamBookRequest\x12\x1c\n" +
 	"\x06symbol\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x06symbol\x12\x1a\n" +
-	"\x05depth\x18\x02 \x01(\rB\x04\xe2A\x01\x01R\x05depth\"\xcc\x01\n" +
+	"\x05depth\x18\x02 \x01(\rB\x04\xe2A\x01\x01R\x05depth\x12!\n" +
+	"\tmax_batch\x18\x03 \x01(\rB\x04\xe2A\x01\x01R\bmaxBatch\"B\n" +
+	"\x0eBookDeltaBatch\x120\n" +
+	"\x06deltas\x18\x01 \x03(\v2\x18.trade.type.v1.BookDeltaR\x06deltas\"\x8b\x02\n" +
 	"\x12StreamBookResponse\x129\n" +
 	"\bsnapshot\x18\x01 \x01(\v2\x1b.trade.type.v1.BookSnapshotH\x00R\bsnapshot\x120\n" +
 	"\x05delta\x18\x02 \x01(\v2\x18.trade.type.v1.BookDeltaH\x00R\x05delta\x12>\n" +
-	"\theartbeat\x18\x03 \x01(\v2\x1e.trade.type.v1.StreamHeartbeatH\x00R\theartbeatB\t\n" +
+	"\theartbeat\x18\x03 \x01(\v2\x1e.trade.type.v1.StreamHeartbeatH\x00R\theartbeat\x12=\n" +
+	"\x06deltas\x18\x04 \x01(\v2#.trade.marketdata.v1.BookDeltaBatchH\x00R\x06deltasB\t\n" +
 	"\apayload\"N\n" +
 	"\x12GetSnapshotRequest\x12\x1c\n" +
 	"\x06symbol\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x06symbol\x12\x1a\n" +
@@ -916,62 +1179,71 @@ func file_trade_marketdata_v1_marketdata_proto_rawDescGZIP() []byte {
 	return file_trade_marketdata_v1_marketdata_proto_rawDescData
 }
 
-var file_trade_marketdata_v1_marketdata_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_trade_marketdata_v1_marketdata_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_trade_marketdata_v1_marketdata_proto_goTypes = []any{
 	(*StreamQuotesRequest)(nil),     // 0: trade.marketdata.v1.StreamQuotesRequest
-	(*StreamQuotesResponse)(nil),    // 1: trade.marketdata.v1.StreamQuotesResponse
-	(*StreamTradesRequest)(nil),     // 2: trade.marketdata.v1.StreamTradesRequest
-	(*StreamTradesResponse)(nil),    // 3: trade.marketdata.v1.StreamTradesResponse
-	(*StreamBookRequest)(nil),       // 4: trade.marketdata.v1.StreamBookRequest
-	(*StreamBookResponse)(nil),      // 5: trade.marketdata.v1.StreamBookResponse
-	(*GetSnapshotRequest)(nil),      // 6: trade.marketdata.v1.GetSnapshotRequest
-	(*GetSnapshotResponse)(nil),     // 7: trade.marketdata.v1.GetSnapshotResponse
-	(*GetBarsRequest)(nil),          // 8: trade.marketdata.v1.GetBarsRequest
-	(*GetBarsResponse)(nil),         // 9: trade.marketdata.v1.GetBarsResponse
-	(*ListInstrumentsRequest)(nil),  // 10: trade.marketdata.v1.ListInstrumentsRequest
-	(*ListInstrumentsResponse)(nil), // 11: trade.marketdata.v1.ListInstrumentsResponse
-	(*v1.Quote)(nil),                // 12: trade.type.v1.Quote
-	(*v1.StreamHeartbeat)(nil),      // 13: trade.type.v1.StreamHeartbeat
-	(*v1.Trade)(nil),                // 14: trade.type.v1.Trade
-	(*v1.BookSnapshot)(nil),         // 15: trade.type.v1.BookSnapshot
-	(*v1.BookDelta)(nil),            // 16: trade.type.v1.BookDelta
-	(v1.BarInterval)(0),             // 17: trade.type.v1.BarInterval
-	(*v1.Bar)(nil),                  // 18: trade.type.v1.Bar
-	(v1.InstrumentStatus)(0),        // 19: trade.type.v1.InstrumentStatus
-	(*v1.Instrument)(nil),           // 20: trade.type.v1.Instrument
+	(*QuoteBatch)(nil),              // 1: trade.marketdata.v1.QuoteBatch
+	(*StreamQuotesResponse)(nil),    // 2: trade.marketdata.v1.StreamQuotesResponse
+	(*StreamTradesRequest)(nil),     // 3: trade.marketdata.v1.StreamTradesRequest
+	(*TradeBatch)(nil),              // 4: trade.marketdata.v1.TradeBatch
+	(*StreamTradesResponse)(nil),    // 5: trade.marketdata.v1.StreamTradesResponse
+	(*StreamBookRequest)(nil),       // 6: trade.marketdata.v1.StreamBookRequest
+	(*BookDeltaBatch)(nil),          // 7: trade.marketdata.v1.BookDeltaBatch
+	(*StreamBookResponse)(nil),      // 8: trade.marketdata.v1.StreamBookResponse
+	(*GetSnapshotRequest)(nil),      // 9: trade.marketdata.v1.GetSnapshotRequest
+	(*GetSnapshotResponse)(nil),     // 10: trade.marketdata.v1.GetSnapshotResponse
+	(*GetBarsRequest)(nil),          // 11: trade.marketdata.v1.GetBarsRequest
+	(*GetBarsResponse)(nil),         // 12: trade.marketdata.v1.GetBarsResponse
+	(*ListInstrumentsRequest)(nil),  // 13: trade.marketdata.v1.ListInstrumentsRequest
+	(*ListInstrumentsResponse)(nil), // 14: trade.marketdata.v1.ListInstrumentsResponse
+	(*v1.Quote)(nil),                // 15: trade.type.v1.Quote
+	(*v1.StreamHeartbeat)(nil),      // 16: trade.type.v1.StreamHeartbeat
+	(*v1.Trade)(nil),                // 17: trade.type.v1.Trade
+	(*v1.BookDelta)(nil),            // 18: trade.type.v1.BookDelta
+	(*v1.BookSnapshot)(nil),         // 19: trade.type.v1.BookSnapshot
+	(v1.BarInterval)(0),             // 20: trade.type.v1.BarInterval
+	(*v1.Bar)(nil),                  // 21: trade.type.v1.Bar
+	(v1.InstrumentStatus)(0),        // 22: trade.type.v1.InstrumentStatus
+	(*v1.Instrument)(nil),           // 23: trade.type.v1.Instrument
 }
 var file_trade_marketdata_v1_marketdata_proto_depIdxs = []int32{
-	12, // 0: trade.marketdata.v1.StreamQuotesResponse.quote:type_name -> trade.type.v1.Quote
-	13, // 1: trade.marketdata.v1.StreamQuotesResponse.heartbeat:type_name -> trade.type.v1.StreamHeartbeat
-	14, // 2: trade.marketdata.v1.StreamTradesResponse.trade:type_name -> trade.type.v1.Trade
-	13, // 3: trade.marketdata.v1.StreamTradesResponse.heartbeat:type_name -> trade.type.v1.StreamHeartbeat
-	15, // 4: trade.marketdata.v1.StreamBookResponse.snapshot:type_name -> trade.type.v1.BookSnapshot
-	16, // 5: trade.marketdata.v1.StreamBookResponse.delta:type_name -> trade.type.v1.BookDelta
-	13, // 6: trade.marketdata.v1.StreamBookResponse.heartbeat:type_name -> trade.type.v1.StreamHeartbeat
-	12, // 7: trade.marketdata.v1.GetSnapshotResponse.quote:type_name -> trade.type.v1.Quote
-	14, // 8: trade.marketdata.v1.GetSnapshotResponse.last_trade:type_name -> trade.type.v1.Trade
-	15, // 9: trade.marketdata.v1.GetSnapshotResponse.book:type_name -> trade.type.v1.BookSnapshot
-	17, // 10: trade.marketdata.v1.GetBarsRequest.interval:type_name -> trade.type.v1.BarInterval
-	18, // 11: trade.marketdata.v1.GetBarsResponse.bars:type_name -> trade.type.v1.Bar
-	19, // 12: trade.marketdata.v1.ListInstrumentsRequest.status:type_name -> trade.type.v1.InstrumentStatus
-	20, // 13: trade.marketdata.v1.ListInstrumentsResponse.instruments:type_name -> trade.type.v1.Instrument
-	0,  // 14: trade.marketdata.v1.MarketDataService.StreamQuotes:input_type -> trade.marketdata.v1.StreamQuotesRequest
-	2,  // 15: trade.marketdata.v1.MarketDataService.StreamTrades:input_type -> trade.marketdata.v1.StreamTradesRequest
-	4,  // 16: trade.marketdata.v1.MarketDataService.StreamBook:input_type -> trade.marketdata.v1.StreamBookRequest
-	6,  // 17: trade.marketdata.v1.MarketDataService.GetSnapshot:input_type -> trade.marketdata.v1.GetSnapshotRequest
-	8,  // 18: trade.marketdata.v1.MarketDataService.GetBars:input_type -> trade.marketdata.v1.GetBarsRequest
-	10, // 19: trade.marketdata.v1.MarketDataService.ListInstruments:input_type -> trade.marketdata.v1.ListInstrumentsRequest
-	1,  // 20: trade.marketdata.v1.MarketDataService.StreamQuotes:output_type -> trade.marketdata.v1.StreamQuotesResponse
-	3,  // 21: trade.marketdata.v1.MarketDataService.StreamTrades:output_type -> trade.marketdata.v1.StreamTradesResponse
-	5,  // 22: trade.marketdata.v1.MarketDataService.StreamBook:output_type -> trade.marketdata.v1.StreamBookResponse
-	7,  // 23: trade.marketdata.v1.MarketDataService.GetSnapshot:output_type -> trade.marketdata.v1.GetSnapshotResponse
-	9,  // 24: trade.marketdata.v1.MarketDataService.GetBars:output_type -> trade.marketdata.v1.GetBarsResponse
-	11, // 25: trade.marketdata.v1.MarketDataService.ListInstruments:output_type -> trade.marketdata.v1.ListInstrumentsResponse
-	20, // [20:26] is the sub-list for method output_type
-	14, // [14:20] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	15, // 0: trade.marketdata.v1.QuoteBatch.quotes:type_name -> trade.type.v1.Quote
+	15, // 1: trade.marketdata.v1.StreamQuotesResponse.quote:type_name -> trade.type.v1.Quote
+	16, // 2: trade.marketdata.v1.StreamQuotesResponse.heartbeat:type_name -> trade.type.v1.StreamHeartbeat
+	1,  // 3: trade.marketdata.v1.StreamQuotesResponse.batch:type_name -> trade.marketdata.v1.QuoteBatch
+	17, // 4: trade.marketdata.v1.TradeBatch.trades:type_name -> trade.type.v1.Trade
+	17, // 5: trade.marketdata.v1.StreamTradesResponse.trade:type_name -> trade.type.v1.Trade
+	16, // 6: trade.marketdata.v1.StreamTradesResponse.heartbeat:type_name -> trade.type.v1.StreamHeartbeat
+	4,  // 7: trade.marketdata.v1.StreamTradesResponse.batch:type_name -> trade.marketdata.v1.TradeBatch
+	18, // 8: trade.marketdata.v1.BookDeltaBatch.deltas:type_name -> trade.type.v1.BookDelta
+	19, // 9: trade.marketdata.v1.StreamBookResponse.snapshot:type_name -> trade.type.v1.BookSnapshot
+	18, // 10: trade.marketdata.v1.StreamBookResponse.delta:type_name -> trade.type.v1.BookDelta
+	16, // 11: trade.marketdata.v1.StreamBookResponse.heartbeat:type_name -> trade.type.v1.StreamHeartbeat
+	7,  // 12: trade.marketdata.v1.StreamBookResponse.deltas:type_name -> trade.marketdata.v1.BookDeltaBatch
+	15, // 13: trade.marketdata.v1.GetSnapshotResponse.quote:type_name -> trade.type.v1.Quote
+	17, // 14: trade.marketdata.v1.GetSnapshotResponse.last_trade:type_name -> trade.type.v1.Trade
+	19, // 15: trade.marketdata.v1.GetSnapshotResponse.book:type_name -> trade.type.v1.BookSnapshot
+	20, // 16: trade.marketdata.v1.GetBarsRequest.interval:type_name -> trade.type.v1.BarInterval
+	21, // 17: trade.marketdata.v1.GetBarsResponse.bars:type_name -> trade.type.v1.Bar
+	22, // 18: trade.marketdata.v1.ListInstrumentsRequest.status:type_name -> trade.type.v1.InstrumentStatus
+	23, // 19: trade.marketdata.v1.ListInstrumentsResponse.instruments:type_name -> trade.type.v1.Instrument
+	0,  // 20: trade.marketdata.v1.MarketDataService.StreamQuotes:input_type -> trade.marketdata.v1.StreamQuotesRequest
+	3,  // 21: trade.marketdata.v1.MarketDataService.StreamTrades:input_type -> trade.marketdata.v1.StreamTradesRequest
+	6,  // 22: trade.marketdata.v1.MarketDataService.StreamBook:input_type -> trade.marketdata.v1.StreamBookRequest
+	9,  // 23: trade.marketdata.v1.MarketDataService.GetSnapshot:input_type -> trade.marketdata.v1.GetSnapshotRequest
+	11, // 24: trade.marketdata.v1.MarketDataService.GetBars:input_type -> trade.marketdata.v1.GetBarsRequest
+	13, // 25: trade.marketdata.v1.MarketDataService.ListInstruments:input_type -> trade.marketdata.v1.ListInstrumentsRequest
+	2,  // 26: trade.marketdata.v1.MarketDataService.StreamQuotes:output_type -> trade.marketdata.v1.StreamQuotesResponse
+	5,  // 27: trade.marketdata.v1.MarketDataService.StreamTrades:output_type -> trade.marketdata.v1.StreamTradesResponse
+	8,  // 28: trade.marketdata.v1.MarketDataService.StreamBook:output_type -> trade.marketdata.v1.StreamBookResponse
+	10, // 29: trade.marketdata.v1.MarketDataService.GetSnapshot:output_type -> trade.marketdata.v1.GetSnapshotResponse
+	12, // 30: trade.marketdata.v1.MarketDataService.GetBars:output_type -> trade.marketdata.v1.GetBarsResponse
+	14, // 31: trade.marketdata.v1.MarketDataService.ListInstruments:output_type -> trade.marketdata.v1.ListInstrumentsResponse
+	26, // [26:32] is the sub-list for method output_type
+	20, // [20:26] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_trade_marketdata_v1_marketdata_proto_init() }
@@ -979,18 +1251,21 @@ func file_trade_marketdata_v1_marketdata_proto_init() {
 	if File_trade_marketdata_v1_marketdata_proto != nil {
 		return
 	}
-	file_trade_marketdata_v1_marketdata_proto_msgTypes[1].OneofWrappers = []any{
+	file_trade_marketdata_v1_marketdata_proto_msgTypes[2].OneofWrappers = []any{
 		(*StreamQuotesResponse_Quote)(nil),
 		(*StreamQuotesResponse_Heartbeat)(nil),
-	}
-	file_trade_marketdata_v1_marketdata_proto_msgTypes[3].OneofWrappers = []any{
-		(*StreamTradesResponse_Trade)(nil),
-		(*StreamTradesResponse_Heartbeat)(nil),
+		(*StreamQuotesResponse_Batch)(nil),
 	}
 	file_trade_marketdata_v1_marketdata_proto_msgTypes[5].OneofWrappers = []any{
+		(*StreamTradesResponse_Trade)(nil),
+		(*StreamTradesResponse_Heartbeat)(nil),
+		(*StreamTradesResponse_Batch)(nil),
+	}
+	file_trade_marketdata_v1_marketdata_proto_msgTypes[8].OneofWrappers = []any{
 		(*StreamBookResponse_Snapshot)(nil),
 		(*StreamBookResponse_Delta)(nil),
 		(*StreamBookResponse_Heartbeat)(nil),
+		(*StreamBookResponse_Deltas)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -998,7 +1273,7 @@ func file_trade_marketdata_v1_marketdata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trade_marketdata_v1_marketdata_proto_rawDesc), len(file_trade_marketdata_v1_marketdata_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -44,6 +44,12 @@ const (
 // StreamHeartbeat variant reports the running counts; a client that lags by
 // more than the server buffers is disconnected with RESOURCE_EXHAUSTED /
 // SLOW_CONSUMER.
+//
+// Batched delivery: a stream request with max_batch > 1 opts into messages
+// that carry several updates (QuoteBatch, TradeBatch, BookDeltaBatch), in
+// order; every update keeps its own sequence numbers, so gap detection is
+// unchanged, and the heartbeat counters still count single updates. A
+// request without max_batch gets exactly one update per message.
 type MarketDataServiceClient interface {
 	// StreamQuotes streams top-of-book quotes for the requested symbols (all
 	// symbols when none are given), starting with the latest known quote of
@@ -173,6 +179,12 @@ func (c *marketDataServiceClient) ListInstruments(ctx context.Context, in *ListI
 // StreamHeartbeat variant reports the running counts; a client that lags by
 // more than the server buffers is disconnected with RESOURCE_EXHAUSTED /
 // SLOW_CONSUMER.
+//
+// Batched delivery: a stream request with max_batch > 1 opts into messages
+// that carry several updates (QuoteBatch, TradeBatch, BookDeltaBatch), in
+// order; every update keeps its own sequence numbers, so gap detection is
+// unchanged, and the heartbeat counters still count single updates. A
+// request without max_batch gets exactly one update per message.
 type MarketDataServiceServer interface {
 	// StreamQuotes streams top-of-book quotes for the requested symbols (all
 	// symbols when none are given), starting with the latest known quote of

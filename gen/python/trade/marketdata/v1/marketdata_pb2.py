@@ -28,7 +28,7 @@ from trade.type.v1 import market_data_pb2 as trade_dot_type_dot_v1_dot_market__d
 from trade.type.v1 import stream_pb2 as trade_dot_type_dot_v1_dot_stream__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$trade/marketdata/v1/marketdata.proto\x12\x13trade.marketdata.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1etrade/type/v1/instrument.proto\x1a\x1ftrade/type/v1/market_data.proto\x1a\x1atrade/type/v1/stream.proto\",\n\x13StreamQuotesRequest\x12\x15\n\x07symbols\x18\x01 \x03(\tB\x04\xe2\x41\x01\x01\"}\n\x14StreamQuotesResponse\x12%\n\x05quote\x18\x01 \x01(\x0b\x32\x14.trade.type.v1.QuoteH\x00\x12\x33\n\theartbeat\x18\x02 \x01(\x0b\x32\x1e.trade.type.v1.StreamHeartbeatH\x00\x42\t\n\x07payload\",\n\x13StreamTradesRequest\x12\x15\n\x07symbols\x18\x01 \x03(\tB\x04\xe2\x41\x01\x01\"}\n\x14StreamTradesResponse\x12%\n\x05trade\x18\x01 \x01(\x0b\x32\x14.trade.type.v1.TradeH\x00\x12\x33\n\theartbeat\x18\x02 \x01(\x0b\x32\x1e.trade.type.v1.StreamHeartbeatH\x00\x42\t\n\x07payload\">\n\x11StreamBookRequest\x12\x14\n\x06symbol\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05\x64\x65pth\x18\x02 \x01(\rB\x04\xe2\x41\x01\x01\"\xb0\x01\n\x12StreamBookResponse\x12/\n\x08snapshot\x18\x01 \x01(\x0b\x32\x1b.trade.type.v1.BookSnapshotH\x00\x12)\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x18.trade.type.v1.BookDeltaH\x00\x12\x33\n\theartbeat\x18\x03 \x01(\x0b\x32\x1e.trade.type.v1.StreamHeartbeatH\x00\x42\t\n\x07payload\"?\n\x12GetSnapshotRequest\x12\x14\n\x06symbol\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05\x64\x65pth\x18\x02 \x01(\rB\x04\xe2\x41\x01\x01\"\x8f\x01\n\x13GetSnapshotResponse\x12#\n\x05quote\x18\x01 \x01(\x0b\x32\x14.trade.type.v1.Quote\x12(\n\nlast_trade\x18\x02 \x01(\x0b\x32\x14.trade.type.v1.Trade\x12)\n\x04\x62ook\x18\x03 \x01(\x0b\x32\x1b.trade.type.v1.BookSnapshot\"\xc5\x01\n\x0eGetBarsRequest\x12\x14\n\x06symbol\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x32\n\x08interval\x18\x02 \x01(\x0e\x32\x1a.trade.type.v1.BarIntervalB\x04\xe2\x41\x01\x02\x12\x1b\n\rstart_time_ns\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x01\x12\x19\n\x0b\x65nd_time_ns\x18\x04 \x01(\x03\x42\x04\xe2\x41\x01\x01\x12\x17\n\tpage_size\x18\x05 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x06 \x01(\tB\x04\xe2\x41\x01\x01\"L\n\x0fGetBarsResponse\x12 \n\x04\x62\x61rs\x18\x01 \x03(\x0b\x32\x12.trade.type.v1.Bar\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x82\x01\n\x16ListInstrumentsRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x35\n\x06status\x18\x03 \x01(\x0e\x32\x1f.trade.type.v1.InstrumentStatusB\x04\xe2\x41\x01\x01\"b\n\x17ListInstrumentsResponse\x12.\n\x0binstruments\x18\x01 \x03(\x0b\x32\x19.trade.type.v1.Instrument\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xe8\x04\n\x11MarketDataService\x12\x65\n\x0cStreamQuotes\x12(.trade.marketdata.v1.StreamQuotesRequest\x1a).trade.marketdata.v1.StreamQuotesResponse0\x01\x12\x65\n\x0cStreamTrades\x12(.trade.marketdata.v1.StreamTradesRequest\x1a).trade.marketdata.v1.StreamTradesResponse0\x01\x12_\n\nStreamBook\x12&.trade.marketdata.v1.StreamBookRequest\x1a\'.trade.marketdata.v1.StreamBookResponse0\x01\x12`\n\x0bGetSnapshot\x12\'.trade.marketdata.v1.GetSnapshotRequest\x1a(.trade.marketdata.v1.GetSnapshotResponse\x12T\n\x07GetBars\x12#.trade.marketdata.v1.GetBarsRequest\x1a$.trade.marketdata.v1.GetBarsResponse\x12l\n\x0fListInstruments\x12+.trade.marketdata.v1.ListInstrumentsRequest\x1a,.trade.marketdata.v1.ListInstrumentsResponseBHZFgithub.com/trade2026/trade2026/gen/go/trade/marketdata/v1;marketdatav1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$trade/marketdata/v1/marketdata.proto\x12\x13trade.marketdata.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1etrade/type/v1/instrument.proto\x1a\x1ftrade/type/v1/market_data.proto\x1a\x1atrade/type/v1/stream.proto\"d\n\x13StreamQuotesRequest\x12\x15\n\x07symbols\x18\x01 \x03(\tB\x04\xe2\x41\x01\x01\x12\x17\n\tmax_batch\x18\x02 \x01(\rB\x04\xe2\x41\x01\x01\x12\x1d\n\x0f\x62\x61tch_window_ms\x18\x03 \x01(\rB\x04\xe2\x41\x01\x01\"2\n\nQuoteBatch\x12$\n\x06quotes\x18\x01 \x03(\x0b\x32\x14.trade.type.v1.Quote\"\xaf\x01\n\x14StreamQuotesResponse\x12%\n\x05quote\x18\x01 \x01(\x0b\x32\x14.trade.type.v1.QuoteH\x00\x12\x33\n\theartbeat\x18\x02 \x01(\x0b\x32\x1e.trade.type.v1.StreamHeartbeatH\x00\x12\x30\n\x05\x62\x61tch\x18\x03 \x01(\x0b\x32\x1f.trade.marketdata.v1.QuoteBatchH\x00\x42\t\n\x07payload\"d\n\x13StreamTradesRequest\x12\x15\n\x07symbols\x18\x01 \x03(\tB\x04\xe2\x41\x01\x01\x12\x17\n\tmax_batch\x18\x02 \x01(\rB\x04\xe2\x41\x01\x01\x12\x1d\n\x0f\x62\x61tch_window_ms\x18\x03 \x01(\rB\x04\xe2\x41\x01\x01\"2\n\nTradeBatch\x12$\n\x06trades\x18\x01 \x03(\x0b\x32\x14.trade.type.v1.Trade\"\xaf\x01\n\x14StreamTradesResponse\x12%\n\x05trade\x18\x01 \x01(\x0b\x32\x14.trade.type.v1.TradeH\x00\x12\x33\n\theartbeat\x18\x02 \x01(\x0b\x32\x1e.trade.type.v1.StreamHeartbeatH\x00\x12\x30\n\x05\x62\x61tch\x18\x03 \x01(\x0b\x32\x1f.trade.marketdata.v1.TradeBatchH\x00\x42\t\n\x07payload\"W\n\x11StreamBookRequest\x12\x14\n\x06symbol\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05\x64\x65pth\x18\x02 \x01(\rB\x04\xe2\x41\x01\x01\x12\x17\n\tmax_batch\x18\x03 \x01(\rB\x04\xe2\x41\x01\x01\":\n\x0e\x42ookDeltaBatch\x12(\n\x06\x64\x65ltas\x18\x01 \x03(\x0b\x32\x18.trade.type.v1.BookDelta\"\xe7\x01\n\x12StreamBookResponse\x12/\n\x08snapshot\x18\x01 \x01(\x0b\x32\x1b.trade.type.v1.BookSnapshotH\x00\x12)\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x18.trade.type.v1.BookDeltaH\x00\x12\x33\n\theartbeat\x18\x03 \x01(\x0b\x32\x1e.trade.type.v1.StreamHeartbeatH\x00\x12\x35\n\x06\x64\x65ltas\x18\x04 \x01(\x0b\x32#.trade.marketdata.v1.BookDeltaBatchH\x00\x42\t\n\x07payload\"?\n\x12GetSnapshotRequest\x12\x14\n\x06symbol\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05\x64\x65pth\x18\x02 \x01(\rB\x04\xe2\x41\x01\x01\"\x8f\x01\n\x13GetSnapshotResponse\x12#\n\x05quote\x18\x01 \x01(\x0b\x32\x14.trade.type.v1.Quote\x12(\n\nlast_trade\x18\x02 \x01(\x0b\x32\x14.trade.type.v1.Trade\x12)\n\x04\x62ook\x18\x03 \x01(\x0b\x32\x1b.trade.type.v1.BookSnapshot\"\xc5\x01\n\x0eGetBarsRequest\x12\x14\n\x06symbol\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x32\n\x08interval\x18\x02 \x01(\x0e\x32\x1a.trade.type.v1.BarIntervalB\x04\xe2\x41\x01\x02\x12\x1b\n\rstart_time_ns\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x01\x12\x19\n\x0b\x65nd_time_ns\x18\x04 \x01(\x03\x42\x04\xe2\x41\x01\x01\x12\x17\n\tpage_size\x18\x05 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x06 \x01(\tB\x04\xe2\x41\x01\x01\"L\n\x0fGetBarsResponse\x12 \n\x04\x62\x61rs\x18\x01 \x03(\x0b\x32\x12.trade.type.v1.Bar\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x82\x01\n\x16ListInstrumentsRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x35\n\x06status\x18\x03 \x01(\x0e\x32\x1f.trade.type.v1.InstrumentStatusB\x04\xe2\x41\x01\x01\"b\n\x17ListInstrumentsResponse\x12.\n\x0binstruments\x18\x01 \x03(\x0b\x32\x19.trade.type.v1.Instrument\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xe8\x04\n\x11MarketDataService\x12\x65\n\x0cStreamQuotes\x12(.trade.marketdata.v1.StreamQuotesRequest\x1a).trade.marketdata.v1.StreamQuotesResponse0\x01\x12\x65\n\x0cStreamTrades\x12(.trade.marketdata.v1.StreamTradesRequest\x1a).trade.marketdata.v1.StreamTradesResponse0\x01\x12_\n\nStreamBook\x12&.trade.marketdata.v1.StreamBookRequest\x1a\'.trade.marketdata.v1.StreamBookResponse0\x01\x12`\n\x0bGetSnapshot\x12\'.trade.marketdata.v1.GetSnapshotRequest\x1a(.trade.marketdata.v1.GetSnapshotResponse\x12T\n\x07GetBars\x12#.trade.marketdata.v1.GetBarsRequest\x1a$.trade.marketdata.v1.GetBarsResponse\x12l\n\x0fListInstruments\x12+.trade.marketdata.v1.ListInstrumentsRequest\x1a,.trade.marketdata.v1.ListInstrumentsResponseBHZFgithub.com/trade2026/trade2026/gen/go/trade/marketdata/v1;marketdatav1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,12 +38,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'ZFgithub.com/trade2026/trade2026/gen/go/trade/marketdata/v1;marketdatav1'
   _globals['_STREAMQUOTESREQUEST'].fields_by_name['symbols']._loaded_options = None
   _globals['_STREAMQUOTESREQUEST'].fields_by_name['symbols']._serialized_options = b'\342A\001\001'
+  _globals['_STREAMQUOTESREQUEST'].fields_by_name['max_batch']._loaded_options = None
+  _globals['_STREAMQUOTESREQUEST'].fields_by_name['max_batch']._serialized_options = b'\342A\001\001'
+  _globals['_STREAMQUOTESREQUEST'].fields_by_name['batch_window_ms']._loaded_options = None
+  _globals['_STREAMQUOTESREQUEST'].fields_by_name['batch_window_ms']._serialized_options = b'\342A\001\001'
   _globals['_STREAMTRADESREQUEST'].fields_by_name['symbols']._loaded_options = None
   _globals['_STREAMTRADESREQUEST'].fields_by_name['symbols']._serialized_options = b'\342A\001\001'
+  _globals['_STREAMTRADESREQUEST'].fields_by_name['max_batch']._loaded_options = None
+  _globals['_STREAMTRADESREQUEST'].fields_by_name['max_batch']._serialized_options = b'\342A\001\001'
+  _globals['_STREAMTRADESREQUEST'].fields_by_name['batch_window_ms']._loaded_options = None
+  _globals['_STREAMTRADESREQUEST'].fields_by_name['batch_window_ms']._serialized_options = b'\342A\001\001'
   _globals['_STREAMBOOKREQUEST'].fields_by_name['symbol']._loaded_options = None
   _globals['_STREAMBOOKREQUEST'].fields_by_name['symbol']._serialized_options = b'\342A\001\002'
   _globals['_STREAMBOOKREQUEST'].fields_by_name['depth']._loaded_options = None
   _globals['_STREAMBOOKREQUEST'].fields_by_name['depth']._serialized_options = b'\342A\001\001'
+  _globals['_STREAMBOOKREQUEST'].fields_by_name['max_batch']._loaded_options = None
+  _globals['_STREAMBOOKREQUEST'].fields_by_name['max_batch']._serialized_options = b'\342A\001\001'
   _globals['_GETSNAPSHOTREQUEST'].fields_by_name['symbol']._loaded_options = None
   _globals['_GETSNAPSHOTREQUEST'].fields_by_name['symbol']._serialized_options = b'\342A\001\002'
   _globals['_GETSNAPSHOTREQUEST'].fields_by_name['depth']._loaded_options = None
@@ -67,29 +77,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTINSTRUMENTSREQUEST'].fields_by_name['status']._loaded_options = None
   _globals['_LISTINSTRUMENTSREQUEST'].fields_by_name['status']._serialized_options = b'\342A\001\001'
   _globals['_STREAMQUOTESREQUEST']._serialized_start=187
-  _globals['_STREAMQUOTESREQUEST']._serialized_end=231
-  _globals['_STREAMQUOTESRESPONSE']._serialized_start=233
-  _globals['_STREAMQUOTESRESPONSE']._serialized_end=358
-  _globals['_STREAMTRADESREQUEST']._serialized_start=360
-  _globals['_STREAMTRADESREQUEST']._serialized_end=404
-  _globals['_STREAMTRADESRESPONSE']._serialized_start=406
-  _globals['_STREAMTRADESRESPONSE']._serialized_end=531
-  _globals['_STREAMBOOKREQUEST']._serialized_start=533
-  _globals['_STREAMBOOKREQUEST']._serialized_end=595
-  _globals['_STREAMBOOKRESPONSE']._serialized_start=598
-  _globals['_STREAMBOOKRESPONSE']._serialized_end=774
-  _globals['_GETSNAPSHOTREQUEST']._serialized_start=776
-  _globals['_GETSNAPSHOTREQUEST']._serialized_end=839
-  _globals['_GETSNAPSHOTRESPONSE']._serialized_start=842
-  _globals['_GETSNAPSHOTRESPONSE']._serialized_end=985
-  _globals['_GETBARSREQUEST']._serialized_start=988
-  _globals['_GETBARSREQUEST']._serialized_end=1185
-  _globals['_GETBARSRESPONSE']._serialized_start=1187
-  _globals['_GETBARSRESPONSE']._serialized_end=1263
-  _globals['_LISTINSTRUMENTSREQUEST']._serialized_start=1266
-  _globals['_LISTINSTRUMENTSREQUEST']._serialized_end=1396
-  _globals['_LISTINSTRUMENTSRESPONSE']._serialized_start=1398
-  _globals['_LISTINSTRUMENTSRESPONSE']._serialized_end=1496
-  _globals['_MARKETDATASERVICE']._serialized_start=1499
-  _globals['_MARKETDATASERVICE']._serialized_end=2115
+  _globals['_STREAMQUOTESREQUEST']._serialized_end=287
+  _globals['_QUOTEBATCH']._serialized_start=289
+  _globals['_QUOTEBATCH']._serialized_end=339
+  _globals['_STREAMQUOTESRESPONSE']._serialized_start=342
+  _globals['_STREAMQUOTESRESPONSE']._serialized_end=517
+  _globals['_STREAMTRADESREQUEST']._serialized_start=519
+  _globals['_STREAMTRADESREQUEST']._serialized_end=619
+  _globals['_TRADEBATCH']._serialized_start=621
+  _globals['_TRADEBATCH']._serialized_end=671
+  _globals['_STREAMTRADESRESPONSE']._serialized_start=674
+  _globals['_STREAMTRADESRESPONSE']._serialized_end=849
+  _globals['_STREAMBOOKREQUEST']._serialized_start=851
+  _globals['_STREAMBOOKREQUEST']._serialized_end=938
+  _globals['_BOOKDELTABATCH']._serialized_start=940
+  _globals['_BOOKDELTABATCH']._serialized_end=998
+  _globals['_STREAMBOOKRESPONSE']._serialized_start=1001
+  _globals['_STREAMBOOKRESPONSE']._serialized_end=1232
+  _globals['_GETSNAPSHOTREQUEST']._serialized_start=1234
+  _globals['_GETSNAPSHOTREQUEST']._serialized_end=1297
+  _globals['_GETSNAPSHOTRESPONSE']._serialized_start=1300
+  _globals['_GETSNAPSHOTRESPONSE']._serialized_end=1443
+  _globals['_GETBARSREQUEST']._serialized_start=1446
+  _globals['_GETBARSREQUEST']._serialized_end=1643
+  _globals['_GETBARSRESPONSE']._serialized_start=1645
+  _globals['_GETBARSRESPONSE']._serialized_end=1721
+  _globals['_LISTINSTRUMENTSREQUEST']._serialized_start=1724
+  _globals['_LISTINSTRUMENTSREQUEST']._serialized_end=1854
+  _globals['_LISTINSTRUMENTSRESPONSE']._serialized_start=1856
+  _globals['_LISTINSTRUMENTSRESPONSE']._serialized_end=1954
+  _globals['_MARKETDATASERVICE']._serialized_start=1957
+  _globals['_MARKETDATASERVICE']._serialized_end=2573
 # @@protoc_insertion_point(module_scope)

@@ -32,6 +32,17 @@ class StreamQuotesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SYMBOLS_FIELD_NUMBER: _builtins.int
+    MAX_BATCH_FIELD_NUMBER: _builtins.int
+    BATCH_WINDOW_MS_FIELD_NUMBER: _builtins.int
+    max_batch: _builtins.int
+    """Opt into batched delivery: above 1, quotes arrive in `batch` messages of
+    at most this many quotes (values above 1000 are coerced to 1000); 0 or 1
+    means one quote per `quote` message.
+    """
+    batch_window_ms: _builtins.int
+    """With max_batch > 1: the longest the server holds an update to fill a
+    batch, in ms; 0 means the server default (5 ms); at most 1000.
+    """
     @_builtins.property
     def symbols(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Symbols to stream; empty means every symbol."""
@@ -40,14 +51,44 @@ class StreamQuotesRequest(_message.Message):
         self,
         *,
         symbols: _abc.Iterable[_builtins.str] | None = ...,
+        max_batch: _builtins.int = ...,
+        batch_window_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["symbols", b"symbols"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_window_ms", b"batch_window_ms", "max_batch", b"max_batch", "symbols", b"symbols"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StreamQuotesRequest: _TypeAlias = StreamQuotesRequest  # noqa: Y015
+
+@_typing.final
+class QuoteBatch(_message.Message):
+    """QuoteBatch is several quotes of a batched quote stream, oldest first.
+    Within one batch window only the latest quote of each symbol is kept (the
+    replaced ones are counted as conflated); a stream that lags may receive
+    several windows in one batch.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUOTES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def quotes(self) -> _containers.RepeatedCompositeFieldContainer[_market_data_pb2.Quote]:
+        """The quotes."""
+
+    def __init__(
+        self,
+        *,
+        quotes: _abc.Iterable[_market_data_pb2.Quote] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["quotes", b"quotes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QuoteBatch: _TypeAlias = QuoteBatch  # noqa: Y015
 
 @_typing.final
 class StreamQuotesResponse(_message.Message):
@@ -57,6 +98,7 @@ class StreamQuotesResponse(_message.Message):
 
     QUOTE_FIELD_NUMBER: _builtins.int
     HEARTBEAT_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def quote(self) -> _market_data_pb2.Quote:
         """A quote (top of book)."""
@@ -65,17 +107,22 @@ class StreamQuotesResponse(_message.Message):
     def heartbeat(self) -> _stream_pb2.StreamHeartbeat:
         """Keep-alive with conflation/drop counters."""
 
+    @_builtins.property
+    def batch(self) -> Global___QuoteBatch:
+        """Several quotes (only when the request set max_batch > 1)."""
+
     def __init__(
         self,
         *,
         quote: _market_data_pb2.Quote | None = ...,
         heartbeat: _stream_pb2.StreamHeartbeat | None = ...,
+        batch: Global___QuoteBatch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat", b"heartbeat", "payload", b"payload", "quote", b"quote"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "heartbeat", b"heartbeat", "payload", b"payload", "quote", b"quote"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat", b"heartbeat", "payload", b"payload", "quote", b"quote"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "heartbeat", b"heartbeat", "payload", b"payload", "quote", b"quote"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["quote", "heartbeat"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["quote", "heartbeat", "batch"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -88,6 +135,17 @@ class StreamTradesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SYMBOLS_FIELD_NUMBER: _builtins.int
+    MAX_BATCH_FIELD_NUMBER: _builtins.int
+    BATCH_WINDOW_MS_FIELD_NUMBER: _builtins.int
+    max_batch: _builtins.int
+    """Opt into batched delivery: above 1, trades arrive in `batch` messages of
+    at most this many trades (values above 1000 are coerced to 1000); 0 or 1
+    means one trade per `trade` message.
+    """
+    batch_window_ms: _builtins.int
+    """With max_batch > 1: the longest the server holds an update to fill a
+    batch, in ms; 0 means the server default (5 ms); at most 1000.
+    """
     @_builtins.property
     def symbols(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Symbols to stream; empty means every symbol."""
@@ -96,14 +154,42 @@ class StreamTradesRequest(_message.Message):
         self,
         *,
         symbols: _abc.Iterable[_builtins.str] | None = ...,
+        max_batch: _builtins.int = ...,
+        batch_window_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["symbols", b"symbols"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_window_ms", b"batch_window_ms", "max_batch", b"max_batch", "symbols", b"symbols"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StreamTradesRequest: _TypeAlias = StreamTradesRequest  # noqa: Y015
+
+@_typing.final
+class TradeBatch(_message.Message):
+    """TradeBatch is several public trades of a batched trade stream, oldest
+    first.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRADES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def trades(self) -> _containers.RepeatedCompositeFieldContainer[_market_data_pb2.Trade]:
+        """The trades."""
+
+    def __init__(
+        self,
+        *,
+        trades: _abc.Iterable[_market_data_pb2.Trade] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["trades", b"trades"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TradeBatch: _TypeAlias = TradeBatch  # noqa: Y015
 
 @_typing.final
 class StreamTradesResponse(_message.Message):
@@ -113,6 +199,7 @@ class StreamTradesResponse(_message.Message):
 
     TRADE_FIELD_NUMBER: _builtins.int
     HEARTBEAT_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def trade(self) -> _market_data_pb2.Trade:
         """A public trade."""
@@ -121,17 +208,22 @@ class StreamTradesResponse(_message.Message):
     def heartbeat(self) -> _stream_pb2.StreamHeartbeat:
         """Keep-alive with conflation/drop counters."""
 
+    @_builtins.property
+    def batch(self) -> Global___TradeBatch:
+        """Several trades (only when the request set max_batch > 1)."""
+
     def __init__(
         self,
         *,
         trade: _market_data_pb2.Trade | None = ...,
         heartbeat: _stream_pb2.StreamHeartbeat | None = ...,
+        batch: Global___TradeBatch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat", b"heartbeat", "payload", b"payload", "trade", b"trade"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "heartbeat", b"heartbeat", "payload", b"payload", "trade", b"trade"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat", b"heartbeat", "payload", b"payload", "trade", b"trade"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "heartbeat", b"heartbeat", "payload", b"payload", "trade", b"trade"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["trade", "heartbeat"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["trade", "heartbeat", "batch"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -145,25 +237,58 @@ class StreamBookRequest(_message.Message):
 
     SYMBOL_FIELD_NUMBER: _builtins.int
     DEPTH_FIELD_NUMBER: _builtins.int
+    MAX_BATCH_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
     """Instrument symbol."""
     depth: _builtins.int
     """Levels per side to maintain (1-1000); 0 means the server default (20).
     Deltas only touch levels within this depth.
     """
+    max_batch: _builtins.int
+    """Opt into batched delivery: above 1, deltas arrive in `deltas` messages
+    of at most this many deltas, each chained to the one before it (values
+    above 1000 are coerced to 1000); 0 or 1 means one `delta` per message.
+    """
     def __init__(
         self,
         *,
         symbol: _builtins.str = ...,
         depth: _builtins.int = ...,
+        max_batch: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["depth", b"depth", "symbol", b"symbol"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["depth", b"depth", "max_batch", b"max_batch", "symbol", b"symbol"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StreamBookRequest: _TypeAlias = StreamBookRequest  # noqa: Y015
+
+@_typing.final
+class BookDeltaBatch(_message.Message):
+    """BookDeltaBatch is several deltas of a batched book stream, in sequence
+    order; apply them one by one as single deltas.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELTAS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def deltas(self) -> _containers.RepeatedCompositeFieldContainer[_market_data_pb2.BookDelta]:
+        """The deltas."""
+
+    def __init__(
+        self,
+        *,
+        deltas: _abc.Iterable[_market_data_pb2.BookDelta] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deltas", b"deltas"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BookDeltaBatch: _TypeAlias = BookDeltaBatch  # noqa: Y015
 
 @_typing.final
 class StreamBookResponse(_message.Message):
@@ -177,6 +302,7 @@ class StreamBookResponse(_message.Message):
     SNAPSHOT_FIELD_NUMBER: _builtins.int
     DELTA_FIELD_NUMBER: _builtins.int
     HEARTBEAT_FIELD_NUMBER: _builtins.int
+    DELTAS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def snapshot(self) -> _market_data_pb2.BookSnapshot:
         """The full book to the requested depth; replaces the client's book."""
@@ -189,18 +315,23 @@ class StreamBookResponse(_message.Message):
     def heartbeat(self) -> _stream_pb2.StreamHeartbeat:
         """Keep-alive with conflation/drop counters."""
 
+    @_builtins.property
+    def deltas(self) -> Global___BookDeltaBatch:
+        """Several deltas (only when the request set max_batch > 1)."""
+
     def __init__(
         self,
         *,
         snapshot: _market_data_pb2.BookSnapshot | None = ...,
         delta: _market_data_pb2.BookDelta | None = ...,
         heartbeat: _stream_pb2.StreamHeartbeat | None = ...,
+        deltas: Global___BookDeltaBatch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "heartbeat", b"heartbeat", "payload", b"payload", "snapshot", b"snapshot"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "deltas", b"deltas", "heartbeat", b"heartbeat", "payload", b"payload", "snapshot", b"snapshot"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "heartbeat", b"heartbeat", "payload", b"payload", "snapshot", b"snapshot"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "deltas", b"deltas", "heartbeat", b"heartbeat", "payload", b"payload", "snapshot", b"snapshot"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["snapshot", "delta", "heartbeat"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["snapshot", "delta", "heartbeat", "deltas"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 

@@ -34,6 +34,12 @@ class MarketDataServiceStub:
     StreamHeartbeat variant reports the running counts; a client that lags by
     more than the server buffers is disconnected with RESOURCE_EXHAUSTED /
     SLOW_CONSUMER.
+
+    Batched delivery: a stream request with max_batch > 1 opts into messages
+    that carry several updates (QuoteBatch, TradeBatch, BookDeltaBatch), in
+    order; every update keeps its own sequence numbers, so gap detection is
+    unchanged, and the heartbeat counters still count single updates. A
+    request without max_batch gets exactly one update per message.
     """
 
     def __init__(self, channel):
@@ -83,6 +89,12 @@ class MarketDataServiceServicer:
     StreamHeartbeat variant reports the running counts; a client that lags by
     more than the server buffers is disconnected with RESOURCE_EXHAUSTED /
     SLOW_CONSUMER.
+
+    Batched delivery: a stream request with max_batch > 1 opts into messages
+    that carry several updates (QuoteBatch, TradeBatch, BookDeltaBatch), in
+    order; every update keeps its own sequence numbers, so gap detection is
+    unchanged, and the heartbeat counters still count single updates. A
+    request without max_batch gets exactly one update per message.
     """
 
     def StreamQuotes(self, request, context):
@@ -184,6 +196,12 @@ class MarketDataService:
     StreamHeartbeat variant reports the running counts; a client that lags by
     more than the server buffers is disconnected with RESOURCE_EXHAUSTED /
     SLOW_CONSUMER.
+
+    Batched delivery: a stream request with max_batch > 1 opts into messages
+    that carry several updates (QuoteBatch, TradeBatch, BookDeltaBatch), in
+    order; every update keeps its own sequence numbers, so gap detection is
+    unchanged, and the heartbeat counters still count single updates. A
+    request without max_batch gets exactly one update per message.
     """
 
     @staticmethod

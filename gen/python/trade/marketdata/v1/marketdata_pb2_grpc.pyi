@@ -39,6 +39,12 @@ class MarketDataServiceStub:
     StreamHeartbeat variant reports the running counts; a client that lags by
     more than the server buffers is disconnected with RESOURCE_EXHAUSTED /
     SLOW_CONSUMER.
+
+    Batched delivery: a stream request with max_batch > 1 opts into messages
+    that carry several updates (QuoteBatch, TradeBatch, BookDeltaBatch), in
+    order; every update keeps its own sequence numbers, so gap detection is
+    unchanged, and the heartbeat counters still count single updates. A
+    request without max_batch gets exactly one update per message.
     """
 
     @_typing.overload
@@ -79,6 +85,12 @@ class MarketDataServiceAsyncStub(MarketDataServiceStub):
     StreamHeartbeat variant reports the running counts; a client that lags by
     more than the server buffers is disconnected with RESOURCE_EXHAUSTED /
     SLOW_CONSUMER.
+
+    Batched delivery: a stream request with max_batch > 1 opts into messages
+    that carry several updates (QuoteBatch, TradeBatch, BookDeltaBatch), in
+    order; every update keeps its own sequence numbers, so gap detection is
+    unchanged, and the heartbeat counters still count single updates. A
+    request without max_batch gets exactly one update per message.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -115,6 +127,12 @@ class MarketDataServiceServicer(metaclass=_abc_1.ABCMeta):
     StreamHeartbeat variant reports the running counts; a client that lags by
     more than the server buffers is disconnected with RESOURCE_EXHAUSTED /
     SLOW_CONSUMER.
+
+    Batched delivery: a stream request with max_batch > 1 opts into messages
+    that carry several updates (QuoteBatch, TradeBatch, BookDeltaBatch), in
+    order; every update keeps its own sequence numbers, so gap detection is
+    unchanged, and the heartbeat counters still count single updates. A
+    request without max_batch gets exactly one update per message.
     """
 
     @_abc_1.abstractmethod

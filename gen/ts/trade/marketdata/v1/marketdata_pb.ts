@@ -22,7 +22,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file trade/marketdata/v1/marketdata.proto.
  */
 export const file_trade_marketdata_v1_marketdata: GenFile = /*@__PURE__*/
-  fileDesc("CiR0cmFkZS9tYXJrZXRkYXRhL3YxL21hcmtldGRhdGEucHJvdG8SE3RyYWRlLm1hcmtldGRhdGEudjEiLAoTU3RyZWFtUXVvdGVzUmVxdWVzdBIVCgdzeW1ib2xzGAEgAygJQgTiQQEBIn0KFFN0cmVhbVF1b3Rlc1Jlc3BvbnNlEiUKBXF1b3RlGAEgASgLMhQudHJhZGUudHlwZS52MS5RdW90ZUgAEjMKCWhlYXJ0YmVhdBgCIAEoCzIeLnRyYWRlLnR5cGUudjEuU3RyZWFtSGVhcnRiZWF0SABCCQoHcGF5bG9hZCIsChNTdHJlYW1UcmFkZXNSZXF1ZXN0EhUKB3N5bWJvbHMYASADKAlCBOJBAQEifQoUU3RyZWFtVHJhZGVzUmVzcG9uc2USJQoFdHJhZGUYASABKAsyFC50cmFkZS50eXBlLnYxLlRyYWRlSAASMwoJaGVhcnRiZWF0GAIgASgLMh4udHJhZGUudHlwZS52MS5TdHJlYW1IZWFydGJlYXRIAEIJCgdwYXlsb2FkIj4KEVN0cmVhbUJvb2tSZXF1ZXN0EhQKBnN5bWJvbBgBIAEoCUIE4kEBAhITCgVkZXB0aBgCIAEoDUIE4kEBASKwAQoSU3RyZWFtQm9va1Jlc3BvbnNlEi8KCHNuYXBzaG90GAEgASgLMhsudHJhZGUudHlwZS52MS5Cb29rU25hcHNob3RIABIpCgVkZWx0YRgCIAEoCzIYLnRyYWRlLnR5cGUudjEuQm9va0RlbHRhSAASMwoJaGVhcnRiZWF0GAMgASgLMh4udHJhZGUudHlwZS52MS5TdHJlYW1IZWFydGJlYXRIAEIJCgdwYXlsb2FkIj8KEkdldFNuYXBzaG90UmVxdWVzdBIUCgZzeW1ib2wYASABKAlCBOJBAQISEwoFZGVwdGgYAiABKA1CBOJBAQEijwEKE0dldFNuYXBzaG90UmVzcG9uc2USIwoFcXVvdGUYASABKAsyFC50cmFkZS50eXBlLnYxLlF1b3RlEigKCmxhc3RfdHJhZGUYAiABKAsyFC50cmFkZS50eXBlLnYxLlRyYWRlEikKBGJvb2sYAyABKAsyGy50cmFkZS50eXBlLnYxLkJvb2tTbmFwc2hvdCLFAQoOR2V0QmFyc1JlcXVlc3QSFAoGc3ltYm9sGAEgASgJQgTiQQECEjIKCGludGVydmFsGAIgASgOMhoudHJhZGUudHlwZS52MS5CYXJJbnRlcnZhbEIE4kEBAhIbCg1zdGFydF90aW1lX25zGAMgASgDQgTiQQEBEhkKC2VuZF90aW1lX25zGAQgASgDQgTiQQEBEhcKCXBhZ2Vfc2l6ZRgFIAEoBUIE4kEBARIYCgpwYWdlX3Rva2VuGAYgASgJQgTiQQEBIkwKD0dldEJhcnNSZXNwb25zZRIgCgRiYXJzGAEgAygLMhIudHJhZGUudHlwZS52MS5CYXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIoIBChZMaXN0SW5zdHJ1bWVudHNSZXF1ZXN0EhcKCXBhZ2Vfc2l6ZRgBIAEoBUIE4kEBARIYCgpwYWdlX3Rva2VuGAIgASgJQgTiQQEBEjUKBnN0YXR1cxgDIAEoDjIfLnRyYWRlLnR5cGUudjEuSW5zdHJ1bWVudFN0YXR1c0IE4kEBASJiChdMaXN0SW5zdHJ1bWVudHNSZXNwb25zZRIuCgtpbnN0cnVtZW50cxgBIAMoCzIZLnRyYWRlLnR5cGUudjEuSW5zdHJ1bWVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAky6AQKEU1hcmtldERhdGFTZXJ2aWNlEmUKDFN0cmVhbVF1b3RlcxIoLnRyYWRlLm1hcmtldGRhdGEudjEuU3RyZWFtUXVvdGVzUmVxdWVzdBopLnRyYWRlLm1hcmtldGRhdGEudjEuU3RyZWFtUXVvdGVzUmVzcG9uc2UwARJlCgxTdHJlYW1UcmFkZXMSKC50cmFkZS5tYXJrZXRkYXRhLnYxLlN0cmVhbVRyYWRlc1JlcXVlc3QaKS50cmFkZS5tYXJrZXRkYXRhLnYxLlN0cmVhbVRyYWRlc1Jlc3BvbnNlMAESXwoKU3RyZWFtQm9vaxImLnRyYWRlLm1hcmtldGRhdGEudjEuU3RyZWFtQm9va1JlcXVlc3QaJy50cmFkZS5tYXJrZXRkYXRhLnYxLlN0cmVhbUJvb2tSZXNwb25zZTABEmAKC0dldFNuYXBzaG90EicudHJhZGUubWFya2V0ZGF0YS52MS5HZXRTbmFwc2hvdFJlcXVlc3QaKC50cmFkZS5tYXJrZXRkYXRhLnYxLkdldFNuYXBzaG90UmVzcG9uc2USVAoHR2V0QmFycxIjLnRyYWRlLm1hcmtldGRhdGEudjEuR2V0QmFyc1JlcXVlc3QaJC50cmFkZS5tYXJrZXRkYXRhLnYxLkdldEJhcnNSZXNwb25zZRJsCg9MaXN0SW5zdHJ1bWVudHMSKy50cmFkZS5tYXJrZXRkYXRhLnYxLkxpc3RJbnN0cnVtZW50c1JlcXVlc3QaLC50cmFkZS5tYXJrZXRkYXRhLnYxLkxpc3RJbnN0cnVtZW50c1Jlc3BvbnNlQkhaRmdpdGh1Yi5jb20vdHJhZGUyMDI2L3RyYWRlMjAyNi9nZW4vZ28vdHJhZGUvbWFya2V0ZGF0YS92MTttYXJrZXRkYXRhdjFiBnByb3RvMw", [file_google_api_field_behavior, file_trade_type_v1_instrument, file_trade_type_v1_market_data, file_trade_type_v1_stream]);
+  fileDesc("CiR0cmFkZS9tYXJrZXRkYXRhL3YxL21hcmtldGRhdGEucHJvdG8SE3RyYWRlLm1hcmtldGRhdGEudjEiZAoTU3RyZWFtUXVvdGVzUmVxdWVzdBIVCgdzeW1ib2xzGAEgAygJQgTiQQEBEhcKCW1heF9iYXRjaBgCIAEoDUIE4kEBARIdCg9iYXRjaF93aW5kb3dfbXMYAyABKA1CBOJBAQEiMgoKUXVvdGVCYXRjaBIkCgZxdW90ZXMYASADKAsyFC50cmFkZS50eXBlLnYxLlF1b3RlIq8BChRTdHJlYW1RdW90ZXNSZXNwb25zZRIlCgVxdW90ZRgBIAEoCzIULnRyYWRlLnR5cGUudjEuUXVvdGVIABIzCgloZWFydGJlYXQYAiABKAsyHi50cmFkZS50eXBlLnYxLlN0cmVhbUhlYXJ0YmVhdEgAEjAKBWJhdGNoGAMgASgLMh8udHJhZGUubWFya2V0ZGF0YS52MS5RdW90ZUJhdGNoSABCCQoHcGF5bG9hZCJkChNTdHJlYW1UcmFkZXNSZXF1ZXN0EhUKB3N5bWJvbHMYASADKAlCBOJBAQESFwoJbWF4X2JhdGNoGAIgASgNQgTiQQEBEh0KD2JhdGNoX3dpbmRvd19tcxgDIAEoDUIE4kEBASIyCgpUcmFkZUJhdGNoEiQKBnRyYWRlcxgBIAMoCzIULnRyYWRlLnR5cGUudjEuVHJhZGUirwEKFFN0cmVhbVRyYWRlc1Jlc3BvbnNlEiUKBXRyYWRlGAEgASgLMhQudHJhZGUudHlwZS52MS5UcmFkZUgAEjMKCWhlYXJ0YmVhdBgCIAEoCzIeLnRyYWRlLnR5cGUudjEuU3RyZWFtSGVhcnRiZWF0SAASMAoFYmF0Y2gYAyABKAsyHy50cmFkZS5tYXJrZXRkYXRhLnYxLlRyYWRlQmF0Y2hIAEIJCgdwYXlsb2FkIlcKEVN0cmVhbUJvb2tSZXF1ZXN0EhQKBnN5bWJvbBgBIAEoCUIE4kEBAhITCgVkZXB0aBgCIAEoDUIE4kEBARIXCgltYXhfYmF0Y2gYAyABKA1CBOJBAQEiOgoOQm9va0RlbHRhQmF0Y2gSKAoGZGVsdGFzGAEgAygLMhgudHJhZGUudHlwZS52MS5Cb29rRGVsdGEi5wEKElN0cmVhbUJvb2tSZXNwb25zZRIvCghzbmFwc2hvdBgBIAEoCzIbLnRyYWRlLnR5cGUudjEuQm9va1NuYXBzaG90SAASKQoFZGVsdGEYAiABKAsyGC50cmFkZS50eXBlLnYxLkJvb2tEZWx0YUgAEjMKCWhlYXJ0YmVhdBgDIAEoCzIeLnRyYWRlLnR5cGUudjEuU3RyZWFtSGVhcnRiZWF0SAASNQoGZGVsdGFzGAQgASgLMiMudHJhZGUubWFya2V0ZGF0YS52MS5Cb29rRGVsdGFCYXRjaEgAQgkKB3BheWxvYWQiPwoSR2V0U25hcHNob3RSZXF1ZXN0EhQKBnN5bWJvbBgBIAEoCUIE4kEBAhITCgVkZXB0aBgCIAEoDUIE4kEBASKPAQoTR2V0U25hcHNob3RSZXNwb25zZRIjCgVxdW90ZRgBIAEoCzIULnRyYWRlLnR5cGUudjEuUXVvdGUSKAoKbGFzdF90cmFkZRgCIAEoCzIULnRyYWRlLnR5cGUudjEuVHJhZGUSKQoEYm9vaxgDIAEoCzIbLnRyYWRlLnR5cGUudjEuQm9va1NuYXBzaG90IsUBCg5HZXRCYXJzUmVxdWVzdBIUCgZzeW1ib2wYASABKAlCBOJBAQISMgoIaW50ZXJ2YWwYAiABKA4yGi50cmFkZS50eXBlLnYxLkJhckludGVydmFsQgTiQQECEhsKDXN0YXJ0X3RpbWVfbnMYAyABKANCBOJBAQESGQoLZW5kX3RpbWVfbnMYBCABKANCBOJBAQESFwoJcGFnZV9zaXplGAUgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YBiABKAlCBOJBAQEiTAoPR2V0QmFyc1Jlc3BvbnNlEiAKBGJhcnMYASADKAsyEi50cmFkZS50eXBlLnYxLkJhchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiggEKFkxpc3RJbnN0cnVtZW50c1JlcXVlc3QSFwoJcGFnZV9zaXplGAEgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YAiABKAlCBOJBAQESNQoGc3RhdHVzGAMgASgOMh8udHJhZGUudHlwZS52MS5JbnN0cnVtZW50U3RhdHVzQgTiQQEBImIKF0xpc3RJbnN0cnVtZW50c1Jlc3BvbnNlEi4KC2luc3RydW1lbnRzGAEgAygLMhkudHJhZGUudHlwZS52MS5JbnN0cnVtZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTLoBAoRTWFya2V0RGF0YVNlcnZpY2USZQoMU3RyZWFtUXVvdGVzEigudHJhZGUubWFya2V0ZGF0YS52MS5TdHJlYW1RdW90ZXNSZXF1ZXN0GikudHJhZGUubWFya2V0ZGF0YS52MS5TdHJlYW1RdW90ZXNSZXNwb25zZTABEmUKDFN0cmVhbVRyYWRlcxIoLnRyYWRlLm1hcmtldGRhdGEudjEuU3RyZWFtVHJhZGVzUmVxdWVzdBopLnRyYWRlLm1hcmtldGRhdGEudjEuU3RyZWFtVHJhZGVzUmVzcG9uc2UwARJfCgpTdHJlYW1Cb29rEiYudHJhZGUubWFya2V0ZGF0YS52MS5TdHJlYW1Cb29rUmVxdWVzdBonLnRyYWRlLm1hcmtldGRhdGEudjEuU3RyZWFtQm9va1Jlc3BvbnNlMAESYAoLR2V0U25hcHNob3QSJy50cmFkZS5tYXJrZXRkYXRhLnYxLkdldFNuYXBzaG90UmVxdWVzdBooLnRyYWRlLm1hcmtldGRhdGEudjEuR2V0U25hcHNob3RSZXNwb25zZRJUCgdHZXRCYXJzEiMudHJhZGUubWFya2V0ZGF0YS52MS5HZXRCYXJzUmVxdWVzdBokLnRyYWRlLm1hcmtldGRhdGEudjEuR2V0QmFyc1Jlc3BvbnNlEmwKD0xpc3RJbnN0cnVtZW50cxIrLnRyYWRlLm1hcmtldGRhdGEudjEuTGlzdEluc3RydW1lbnRzUmVxdWVzdBosLnRyYWRlLm1hcmtldGRhdGEudjEuTGlzdEluc3RydW1lbnRzUmVzcG9uc2VCSFpGZ2l0aHViLmNvbS90cmFkZTIwMjYvdHJhZGUyMDI2L2dlbi9nby90cmFkZS9tYXJrZXRkYXRhL3YxO21hcmtldGRhdGF2MWIGcHJvdG8z", [file_google_api_field_behavior, file_trade_type_v1_instrument, file_trade_type_v1_market_data, file_trade_type_v1_stream]);
 
 /**
  * StreamQuotesRequest selects the symbols to stream quotes for.
@@ -36,6 +36,23 @@ export type StreamQuotesRequest = Message<"trade.marketdata.v1.StreamQuotesReque
    * @generated from field: repeated string symbols = 1;
    */
   symbols: string[];
+
+  /**
+   * Opt into batched delivery: above 1, quotes arrive in `batch` messages of
+   * at most this many quotes (values above 1000 are coerced to 1000); 0 or 1
+   * means one quote per `quote` message.
+   *
+   * @generated from field: uint32 max_batch = 2;
+   */
+  maxBatch: number;
+
+  /**
+   * With max_batch > 1: the longest the server holds an update to fill a
+   * batch, in ms; 0 means the server default (5 ms); at most 1000.
+   *
+   * @generated from field: uint32 batch_window_ms = 3;
+   */
+  batchWindowMs: number;
 };
 
 /**
@@ -44,6 +61,30 @@ export type StreamQuotesRequest = Message<"trade.marketdata.v1.StreamQuotesReque
  */
 export const StreamQuotesRequestSchema: GenMessage<StreamQuotesRequest> = /*@__PURE__*/
   messageDesc(file_trade_marketdata_v1_marketdata, 0);
+
+/**
+ * QuoteBatch is several quotes of a batched quote stream, oldest first.
+ * Within one batch window only the latest quote of each symbol is kept (the
+ * replaced ones are counted as conflated); a stream that lags may receive
+ * several windows in one batch.
+ *
+ * @generated from message trade.marketdata.v1.QuoteBatch
+ */
+export type QuoteBatch = Message<"trade.marketdata.v1.QuoteBatch"> & {
+  /**
+   * The quotes.
+   *
+   * @generated from field: repeated trade.type.v1.Quote quotes = 1;
+   */
+  quotes: Quote[];
+};
+
+/**
+ * Describes the message trade.marketdata.v1.QuoteBatch.
+ * Use `create(QuoteBatchSchema)` to create a new message.
+ */
+export const QuoteBatchSchema: GenMessage<QuoteBatch> = /*@__PURE__*/
+  messageDesc(file_trade_marketdata_v1_marketdata, 1);
 
 /**
  * StreamQuotesResponse is one message of a quote stream.
@@ -72,6 +113,14 @@ export type StreamQuotesResponse = Message<"trade.marketdata.v1.StreamQuotesResp
      */
     value: StreamHeartbeat;
     case: "heartbeat";
+  } | {
+    /**
+     * Several quotes (only when the request set max_batch > 1).
+     *
+     * @generated from field: trade.marketdata.v1.QuoteBatch batch = 3;
+     */
+    value: QuoteBatch;
+    case: "batch";
   } | { case: undefined; value?: undefined };
 };
 
@@ -80,7 +129,7 @@ export type StreamQuotesResponse = Message<"trade.marketdata.v1.StreamQuotesResp
  * Use `create(StreamQuotesResponseSchema)` to create a new message.
  */
 export const StreamQuotesResponseSchema: GenMessage<StreamQuotesResponse> = /*@__PURE__*/
-  messageDesc(file_trade_marketdata_v1_marketdata, 1);
+  messageDesc(file_trade_marketdata_v1_marketdata, 2);
 
 /**
  * StreamTradesRequest selects the symbols to stream trades for.
@@ -94,6 +143,23 @@ export type StreamTradesRequest = Message<"trade.marketdata.v1.StreamTradesReque
    * @generated from field: repeated string symbols = 1;
    */
   symbols: string[];
+
+  /**
+   * Opt into batched delivery: above 1, trades arrive in `batch` messages of
+   * at most this many trades (values above 1000 are coerced to 1000); 0 or 1
+   * means one trade per `trade` message.
+   *
+   * @generated from field: uint32 max_batch = 2;
+   */
+  maxBatch: number;
+
+  /**
+   * With max_batch > 1: the longest the server holds an update to fill a
+   * batch, in ms; 0 means the server default (5 ms); at most 1000.
+   *
+   * @generated from field: uint32 batch_window_ms = 3;
+   */
+  batchWindowMs: number;
 };
 
 /**
@@ -101,7 +167,29 @@ export type StreamTradesRequest = Message<"trade.marketdata.v1.StreamTradesReque
  * Use `create(StreamTradesRequestSchema)` to create a new message.
  */
 export const StreamTradesRequestSchema: GenMessage<StreamTradesRequest> = /*@__PURE__*/
-  messageDesc(file_trade_marketdata_v1_marketdata, 2);
+  messageDesc(file_trade_marketdata_v1_marketdata, 3);
+
+/**
+ * TradeBatch is several public trades of a batched trade stream, oldest
+ * first.
+ *
+ * @generated from message trade.marketdata.v1.TradeBatch
+ */
+export type TradeBatch = Message<"trade.marketdata.v1.TradeBatch"> & {
+  /**
+   * The trades.
+   *
+   * @generated from field: repeated trade.type.v1.Trade trades = 1;
+   */
+  trades: Trade[];
+};
+
+/**
+ * Describes the message trade.marketdata.v1.TradeBatch.
+ * Use `create(TradeBatchSchema)` to create a new message.
+ */
+export const TradeBatchSchema: GenMessage<TradeBatch> = /*@__PURE__*/
+  messageDesc(file_trade_marketdata_v1_marketdata, 4);
 
 /**
  * StreamTradesResponse is one message of a trade stream.
@@ -130,6 +218,14 @@ export type StreamTradesResponse = Message<"trade.marketdata.v1.StreamTradesResp
      */
     value: StreamHeartbeat;
     case: "heartbeat";
+  } | {
+    /**
+     * Several trades (only when the request set max_batch > 1).
+     *
+     * @generated from field: trade.marketdata.v1.TradeBatch batch = 3;
+     */
+    value: TradeBatch;
+    case: "batch";
   } | { case: undefined; value?: undefined };
 };
 
@@ -138,7 +234,7 @@ export type StreamTradesResponse = Message<"trade.marketdata.v1.StreamTradesResp
  * Use `create(StreamTradesResponseSchema)` to create a new message.
  */
 export const StreamTradesResponseSchema: GenMessage<StreamTradesResponse> = /*@__PURE__*/
-  messageDesc(file_trade_marketdata_v1_marketdata, 3);
+  messageDesc(file_trade_marketdata_v1_marketdata, 5);
 
 /**
  * StreamBookRequest selects the book to stream.
@@ -160,6 +256,15 @@ export type StreamBookRequest = Message<"trade.marketdata.v1.StreamBookRequest">
    * @generated from field: uint32 depth = 2;
    */
   depth: number;
+
+  /**
+   * Opt into batched delivery: above 1, deltas arrive in `deltas` messages
+   * of at most this many deltas, each chained to the one before it (values
+   * above 1000 are coerced to 1000); 0 or 1 means one `delta` per message.
+   *
+   * @generated from field: uint32 max_batch = 3;
+   */
+  maxBatch: number;
 };
 
 /**
@@ -167,7 +272,29 @@ export type StreamBookRequest = Message<"trade.marketdata.v1.StreamBookRequest">
  * Use `create(StreamBookRequestSchema)` to create a new message.
  */
 export const StreamBookRequestSchema: GenMessage<StreamBookRequest> = /*@__PURE__*/
-  messageDesc(file_trade_marketdata_v1_marketdata, 4);
+  messageDesc(file_trade_marketdata_v1_marketdata, 6);
+
+/**
+ * BookDeltaBatch is several deltas of a batched book stream, in sequence
+ * order; apply them one by one as single deltas.
+ *
+ * @generated from message trade.marketdata.v1.BookDeltaBatch
+ */
+export type BookDeltaBatch = Message<"trade.marketdata.v1.BookDeltaBatch"> & {
+  /**
+   * The deltas.
+   *
+   * @generated from field: repeated trade.type.v1.BookDelta deltas = 1;
+   */
+  deltas: BookDelta[];
+};
+
+/**
+ * Describes the message trade.marketdata.v1.BookDeltaBatch.
+ * Use `create(BookDeltaBatchSchema)` to create a new message.
+ */
+export const BookDeltaBatchSchema: GenMessage<BookDeltaBatch> = /*@__PURE__*/
+  messageDesc(file_trade_marketdata_v1_marketdata, 7);
 
 /**
  * StreamBookResponse is one message of a book stream: the first is always a
@@ -206,6 +333,14 @@ export type StreamBookResponse = Message<"trade.marketdata.v1.StreamBookResponse
      */
     value: StreamHeartbeat;
     case: "heartbeat";
+  } | {
+    /**
+     * Several deltas (only when the request set max_batch > 1).
+     *
+     * @generated from field: trade.marketdata.v1.BookDeltaBatch deltas = 4;
+     */
+    value: BookDeltaBatch;
+    case: "deltas";
   } | { case: undefined; value?: undefined };
 };
 
@@ -214,7 +349,7 @@ export type StreamBookResponse = Message<"trade.marketdata.v1.StreamBookResponse
  * Use `create(StreamBookResponseSchema)` to create a new message.
  */
 export const StreamBookResponseSchema: GenMessage<StreamBookResponse> = /*@__PURE__*/
-  messageDesc(file_trade_marketdata_v1_marketdata, 5);
+  messageDesc(file_trade_marketdata_v1_marketdata, 8);
 
 /**
  * GetSnapshotRequest names the symbol to snapshot.
@@ -242,7 +377,7 @@ export type GetSnapshotRequest = Message<"trade.marketdata.v1.GetSnapshotRequest
  * Use `create(GetSnapshotRequestSchema)` to create a new message.
  */
 export const GetSnapshotRequestSchema: GenMessage<GetSnapshotRequest> = /*@__PURE__*/
-  messageDesc(file_trade_marketdata_v1_marketdata, 6);
+  messageDesc(file_trade_marketdata_v1_marketdata, 9);
 
 /**
  * GetSnapshotResponse is the current market state of a symbol. Parts that
@@ -278,7 +413,7 @@ export type GetSnapshotResponse = Message<"trade.marketdata.v1.GetSnapshotRespon
  * Use `create(GetSnapshotResponseSchema)` to create a new message.
  */
 export const GetSnapshotResponseSchema: GenMessage<GetSnapshotResponse> = /*@__PURE__*/
-  messageDesc(file_trade_marketdata_v1_marketdata, 7);
+  messageDesc(file_trade_marketdata_v1_marketdata, 10);
 
 /**
  * GetBarsRequest selects bars of one symbol.
@@ -335,7 +470,7 @@ export type GetBarsRequest = Message<"trade.marketdata.v1.GetBarsRequest"> & {
  * Use `create(GetBarsRequestSchema)` to create a new message.
  */
 export const GetBarsRequestSchema: GenMessage<GetBarsRequest> = /*@__PURE__*/
-  messageDesc(file_trade_marketdata_v1_marketdata, 8);
+  messageDesc(file_trade_marketdata_v1_marketdata, 11);
 
 /**
  * GetBarsResponse is one page of bars.
@@ -363,7 +498,7 @@ export type GetBarsResponse = Message<"trade.marketdata.v1.GetBarsResponse"> & {
  * Use `create(GetBarsResponseSchema)` to create a new message.
  */
 export const GetBarsResponseSchema: GenMessage<GetBarsResponse> = /*@__PURE__*/
-  messageDesc(file_trade_marketdata_v1_marketdata, 9);
+  messageDesc(file_trade_marketdata_v1_marketdata, 12);
 
 /**
  * ListInstrumentsRequest pages through instruments.
@@ -399,7 +534,7 @@ export type ListInstrumentsRequest = Message<"trade.marketdata.v1.ListInstrument
  * Use `create(ListInstrumentsRequestSchema)` to create a new message.
  */
 export const ListInstrumentsRequestSchema: GenMessage<ListInstrumentsRequest> = /*@__PURE__*/
-  messageDesc(file_trade_marketdata_v1_marketdata, 10);
+  messageDesc(file_trade_marketdata_v1_marketdata, 13);
 
 /**
  * ListInstrumentsResponse is one page of instruments.
@@ -427,7 +562,7 @@ export type ListInstrumentsResponse = Message<"trade.marketdata.v1.ListInstrumen
  * Use `create(ListInstrumentsResponseSchema)` to create a new message.
  */
 export const ListInstrumentsResponseSchema: GenMessage<ListInstrumentsResponse> = /*@__PURE__*/
-  messageDesc(file_trade_marketdata_v1_marketdata, 11);
+  messageDesc(file_trade_marketdata_v1_marketdata, 14);
 
 /**
  * MarketDataService streams and serves canonical market data.
@@ -438,6 +573,12 @@ export const ListInstrumentsResponseSchema: GenMessage<ListInstrumentsResponse> 
  * StreamHeartbeat variant reports the running counts; a client that lags by
  * more than the server buffers is disconnected with RESOURCE_EXHAUSTED /
  * SLOW_CONSUMER.
+ *
+ * Batched delivery: a stream request with max_batch > 1 opts into messages
+ * that carry several updates (QuoteBatch, TradeBatch, BookDeltaBatch), in
+ * order; every update keeps its own sequence numbers, so gap detection is
+ * unchanged, and the heartbeat counters still count single updates. A
+ * request without max_batch gets exactly one update per message.
  *
  * @generated from service trade.marketdata.v1.MarketDataService
  */
