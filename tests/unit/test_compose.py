@@ -73,3 +73,20 @@ def test_compose_envoy_config_is_fresh_and_valid(tmp_path: Path) -> None:
         [envoy_binary(), "--mode", "validate", "-c", str(local)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_every_service_the_local_mesh_runs_is_described_for_docker_hosts() -> None:
+    from mesh.paths import PATHS
+    from mesh.processes import discover_services
+
+    ports = load_ports()
+    runnable = {s for s in discover_services(PATHS) if s in ports.services}
+    described = {
+        cmd[-1].removeprefix("services.")
+        for s in COMPOSE["services"].values()
+        if (cmd := s.get("command")) and len(cmd) >= 3 and cmd[1] == "-m"
+    }
+    assert runnable <= described, f"missing in compose.yml: {sorted(runnable - described)}"
+    for svc in runnable:
+        name = svc.replace("_", "-")
+        assert _published(name) >= {ports.service(svc)}, name
