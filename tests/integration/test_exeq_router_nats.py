@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from trade.oms.v1 import events_pb2 as oms_events_pb2
@@ -15,8 +15,16 @@ from trade.type.v1 import decimal_pb2, order_pb2, venue_pb2
 from services.runtime.bus import Bus
 from services.runtime.streams import ORDERS
 from tests.support.exeq_fakes import Fakes, delete_consumers, eventually, exeq_settings, start_exeq, unique
+from tests.support.mesh import mesh_copy_stopped
 
-pytestmark = pytest.mark.usefixtures("mesh")
+pytestmark = pytest.mark.usefixtures("mesh", "in_process_only")
+
+
+@pytest.fixture(scope="module")
+def in_process_only(mesh: None) -> Iterator[None]:
+    """This module runs its own copy against the shared NATS: the mesh's exeq stay stopped meanwhile."""
+    with mesh_copy_stopped("exeq"):
+        yield
 
 
 def order_event(account: str, symbol: str, order_id: str, version: int, kind: str) -> oms_events_pb2.OrderEvent:

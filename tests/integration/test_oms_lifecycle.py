@@ -10,7 +10,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -29,8 +29,18 @@ from services.runtime.server import Registration, RunningServer, start_server
 from services.runtime.settings import infra_url
 from services.runtime.status import error_info, status_from_trailers
 from services.runtime.streams import EXEC, ORDERS, RISK
+from tests.support.mesh import mesh_copy_stopped
 
-pytestmark = pytest.mark.usefixtures("mesh")
+pytestmark = pytest.mark.usefixtures("mesh", "in_process_only")
+
+
+@pytest.fixture(scope="module")
+def in_process_only(mesh: None) -> Iterator[None]:
+    """This module runs its own copy against the shared NATS: the mesh's OMS and exeq stay stopped meanwhile."""
+    with mesh_copy_stopped("oms", "exeq"):
+        yield
+
+
 TIMEOUT = 5.0
 SYMBOL = "BTCUSDT"
 T = TypeVar("T")

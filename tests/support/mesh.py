@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from mesh import control
@@ -71,3 +73,17 @@ def _safe_last_seq(stream: str) -> int:
         return _stream_last_seq(stream)
     except OSError:
         return 0
+
+
+@contextlib.contextmanager
+def mesh_copy_stopped(*names: str) -> Iterator[None]:
+    """For tests that run their own in-process copy of a service against the shared NATS: the mesh's copy is
+    stopped meanwhile (otherwise both act on the same subjects, e.g. the mesh's exeq would route the test's orders
+    to the real venue), then started again and awaited ready."""
+    for name in names:
+        control.stop(name)
+    try:
+        yield
+    finally:
+        for name in names:
+            control.start(name, wait=True)
