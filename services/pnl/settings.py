@@ -16,7 +16,8 @@ class PnlSettings(ServiceSettings):
     fills_subject: str = "fills.>"
     durable: str = "pnl"
     batch_size: int = 500
-    ack_wait_s: float = 30.0
+    # short: acks lost with a NATS connection come back this soon (handling is idempotent per fill id)
+    ack_wait_s: float = 5.0
     # Marks: core NATS quotes (subscription) and the MD stream (priming from the last stored quote).
     quote_subject: str = "md.quote.>"
     quote_subject_prefix: str = "md.quote"

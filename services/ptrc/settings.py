@@ -19,7 +19,8 @@ class PtrcSettings(ServiceSettings):
     positions_subject_prefix: str = "positions"
     durable: str = "ptrc"
     batch_size: int = 500
-    ack_wait_s: float = 30.0
+    # short: acks lost with a NATS connection come back this soon (handling is idempotent per fill id)
+    ack_wait_s: float = 5.0
     # Every StreamPositions call sends a heartbeat after this long without an update.
     heartbeat_interval_s: float = 5.0
     # The log replay fails when no message arrives for this long while some are pending.

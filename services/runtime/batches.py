@@ -112,7 +112,14 @@ async def _ensure_consumer(bus: Bus, spec: BatchConsumerSpec) -> None:
 
 
 async def _handle_and_ack(handler: BatchHandler, batch: list[Msg], health: ConsumerHealth) -> None:
-    await handler(batch)
+    try:
+        await handler(batch)
+    except Exception:
+        # Ask for redelivery now rather than after ack_wait (best effort: the connection may be the failure).
+        for msg in batch:
+            with contextlib.suppress(Exception):
+                await msg.nak()
+        raise
     for msg in batch:
         await msg.ack()
     health.batches += 1
