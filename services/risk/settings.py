@@ -21,8 +21,9 @@ class RiskSettings(ServiceSettings):
     mid_max_age_s: float = 300.0
     # OPA answer deadline inside CheckOrder (the OMS gives CheckOrder ~300 ms); past it the order is refused.
     compliance_timeout_s: float = 0.15
-    # Reuse a compliance decision for the same account/symbol/side/strategy this long (0 = ask every time).
-    compliance_cache_ttl_s: float = 0.0
+    # Reuse a compliance decision for the same account/symbol/side/strategy this long (0 = ask every time): a new
+    # restriction or a trading-window edge takes effect at most this late; saves an OPA round trip per order.
+    compliance_cache_ttl_s: float = 1.0
     opa_reload_interval_s: float = 2.0
     # Start-up: wait at most this long for the FILLS/ORDERS/PNL replay to catch up before serving.
     warmup_timeout_s: float = 15.0
