@@ -4,13 +4,16 @@
    WhoAmI) through the same edge: the ceiling the edge allows. Orders are IOC limits 2 % under the market, so
    each one travels the whole path (oms -> risk -> ORDERS -> exeq -> live-gateway -> prism) and expires there,
    leaving no position or open order behind.
-2. submit -> fill seen on StreamFills at a fixed rate: marketable IOC limits alternating buy and sell, each
+2. submit -> fill seen on StreamFills at fixed rates: marketable IOC limits alternating buy and sell, each
    stamped at submit and matched to its fill on the account's fill stream.
+
+After every cell the run waits until the account has no open order left (the pipeline drained) and reports how
+long that took: a cell never inherits the previous one's backlog.
 
 A fresh benchmark account gets raised order-rate and open-order limits first (risk UpdateLimits, as admin).
 Prints a table and writes JSON to bench/results/order_entry.json.
 
-    .venv/bin/python -m bench.order_entry [--duration 10] [--rates 200,500] [--fill-rate 200]
+    .venv/bin/python -m bench.order_entry [--duration 10] [--rates 20,50,200,500] [--fill-rates 20,50,200]
 """
 
 from __future__ import annotations
@@ -114,6 +117,26 @@ async def _submit_to_fill(admin: TraderClient, rate: int, duration: int) -> Fill
     )
 
 
+async def _drain(account: str, limit_s: float = 180) -> float:
+    """Wait until the account has no open order left (every IOC expired or filled downstream): the next cell then
+    starts on an idle pipeline. Returns the seconds it took (the backlog the previous cell left)."""
+    client = await TraderClient.login("admin", account)
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < limit_s:
+            page = await client.oms.ListOrders(
+                oms_pb2.ListOrdersRequest(account_id=account, open_only=True, page_size=1),
+                metadata=client.auth,
+                timeout=10,
+            )
+            if not page.orders:
+                break
+            await asyncio.sleep(0.5)
+        return round(time.monotonic() - started, 1)
+    finally:
+        await client.close()
+
+
 async def _setup() -> tuple[TraderClient, str]:
     admin = await TraderClient.login("admin", f"ACC-BENCH-{uuid.uuid4().hex[:8].upper()}")
     await _bench_account(admin)
@@ -137,8 +160,8 @@ async def _setup() -> tuple[TraderClient, str]:
 
 def main(
     duration: int = typer.Option(10, help="seconds per measurement"),
-    rates: str = typer.Option("200,500", help="fixed SubmitOrder rates, comma separated"),
-    fill_rate: int = typer.Option(200, help="orders/s for the submit -> fill measurement"),
+    rates: str = typer.Option("20,50,200,500", help="fixed SubmitOrder rates, comma separated"),
+    fill_rates: str = typer.Option("20,50,200", help="orders/s for the submit -> fill measurements"),
     concurrency: int = typer.Option(64, help="ghz workers"),
 ) -> None:
     console = Console()
@@ -146,19 +169,24 @@ def main(
     edge = f"127.0.0.1:{load_ports().edge['envoy']}"
     auth = {"authorization": dict(admin.auth)["authorization"]}
     acks: list[Result] = []
+    drains: dict[str, float] = {}
     for rate in [*(int(r) for r in rates.split(",") if r), None]:
         label = str(rate) if rate else "saturation"
         acks.append(summarize("WhoAmI", label, ghz_report(edge, auth, rate, duration, concurrency, WHOAMI)))
         acks.append(summarize("SubmitOrder", label, ghz_report(edge, auth, rate, duration, concurrency, SUBMIT, data)))
+        drains[label] = asyncio.run(_drain(admin.account))
 
-    async def fills() -> FillLatency:
+    async def fills(rate: int) -> FillLatency:
         client = await TraderClient.login("admin", admin.account)
         try:
-            return await _submit_to_fill(client, fill_rate, duration)
+            return await _submit_to_fill(client, rate, duration)
         finally:
             await client.close()
 
-    fill = asyncio.run(fills())
+    fill_results = []
+    for rate in (int(r) for r in fill_rates.split(",") if r):
+        fill_results.append(asyncio.run(fills(rate)))
+        drains[f"fills@{rate}"] = asyncio.run(_drain(admin.account))
 
     table = Table(title=f"through the edge (Envoy + JWT + OPA) — {duration}s per cell, ghz -c {concurrency}")
     for column in ("rpc", "rate (req/s)", "requests", "ok", "throughput (req/s)", "p50 ms", "p99 ms", "max ms"):
@@ -181,13 +209,20 @@ def main(
         for label in {r.rate for r in acks}
         if by[("WhoAmI", label)].rps
     }
-    fills_table = Table(title=f"submit -> fill on StreamFills at {fill.rate} orders/s for {duration}s")
-    for column in ("submitted", "fills seen", "p50 ms", "p99 ms", "max ms"):
+    fills_table = Table(title=f"submit -> fill seen on StreamFills, {duration}s per rate")
+    for column in ("orders/s", "submitted", "fills seen", "p50 ms", "p99 ms", "max ms"):
         fills_table.add_column(column, justify="right")
-    fills_table.add_row(
-        str(fill.submitted), str(fill.filled), f"{fill.p50_ms:.2f}", f"{fill.p99_ms:.2f}", f"{fill.max_ms:.1f}"
-    )
+    for fill in fill_results:
+        fills_table.add_row(
+            str(fill.rate),
+            str(fill.submitted),
+            str(fill.filled),
+            f"{fill.p50_ms:.2f}",
+            f"{fill.p99_ms:.2f}",
+            f"{fill.max_ms:.1f}",
+        )
     console.print(fills_table)
+    console.print_json(data={"seconds_to_drain_after_cell": drains})
     console.print_json(data={"submit_throughput_vs_whoami": ratio})
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "order_entry.json"
@@ -199,7 +234,8 @@ def main(
                 "account": admin.account,
                 "acks": [asdict(r) for r in acks],
                 "submit_throughput_vs_whoami": ratio,
-                "submit_to_fill": asdict(fill),
+                "submit_to_fill": [asdict(f) for f in fill_results],
+                "seconds_to_drain_after_cell": drains,
                 "quantity": str(Decimal(QTY)),
             },
             indent=2,
