@@ -58,9 +58,11 @@ class BatchConsumerSpec:
     max_in_flight: int = 1
     # After the first message of a batch arrives, wait this long for more (fewer, larger store commits).
     linger_s: float = 0.0
+    # When the consumer has to be created: start at this stream sequence (e.g. after what a replay covered).
+    start_sequence: int = 0
 
     def config(self) -> api.ConsumerConfig:
-        return api.ConsumerConfig(
+        config = api.ConsumerConfig(
             durable_name=self.durable,
             filter_subject=self.filter_subject,
             ack_policy=api.AckPolicy.EXPLICIT,
@@ -68,6 +70,10 @@ class BatchConsumerSpec:
             deliver_policy=self.deliver_policy,
             max_ack_pending=self.max_ack_pending,
         )
+        if self.start_sequence > 1:
+            config.deliver_policy = api.DeliverPolicy.BY_START_SEQUENCE
+            config.opt_start_seq = self.start_sequence
+        return config
 
 
 @dataclass

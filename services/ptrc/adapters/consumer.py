@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import replace
 
 import structlog
 from nats.aio.msg import Msg
-from nats.js import api
 from nats.js.errors import NotFoundError
 
 from services.ptrc.adapters.codec import MalformedFill, decode_fill
@@ -20,20 +19,6 @@ from services.runtime.batches import BatchConsumerSpec, ConsumerHealth, consume_
 from services.runtime.bus import Bus
 
 log = structlog.get_logger("ptrc.consumer")
-
-
-@dataclass(frozen=True)
-class StartingConsumerSpec(BatchConsumerSpec):
-    """A batch consumer that, when it has to be created, starts after what the replay already covered."""
-
-    start_sequence: int = 0
-
-    def config(self) -> api.ConsumerConfig:
-        config = super().config()
-        if self.start_sequence > 1:
-            config.deliver_policy = api.DeliverPolicy.BY_START_SEQUENCE
-            config.opt_start_seq = self.start_sequence
-        return config
 
 
 def decode_batch(msgs: Sequence[Msg]) -> tuple[list[LoggedFill], int]:
@@ -70,8 +55,7 @@ class FillConsumer:
 
     async def start(self) -> None:
         end = await self._service.rebuild(await self._acknowledged_sequence())
-        base = {f.name: getattr(self._spec, f.name) for f in fields(self._spec)}
-        spec = StartingConsumerSpec(**{**base, "start_sequence": end + 1})
+        spec = replace(self._spec, start_sequence=end + 1)
         self.health = ConsumerHealth(spec)
         self._task = asyncio.create_task(
             consume_batches(self._bus, spec, self._handle, self.health), name=f"ptrc:{spec.durable}"
