@@ -22,7 +22,7 @@ from services.runtime.bus import Bus
 from services.runtime.status import bad_request, error_info, status_from_trailers
 from services.runtime.streams import EXEQ, ORDERS
 from tests.support.exeq_fakes import Fakes, delete_consumers, eventually, exeq_settings, start_exeq, unique
-from tests.support.mesh import mesh_copy_stopped
+from tests.support.mesh import MESH_EXEQ_CONSUMERS, mesh_copy_stopped
 
 pytestmark = pytest.mark.usefixtures("mesh", "in_process_only")
 
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.usefixtures("mesh", "in_process_only")
 @pytest.fixture(scope="module")
 def in_process_only(mesh: None) -> Iterator[None]:
     """This module runs its own copy against the shared NATS: the mesh's exeq stay stopped meanwhile."""
-    with mesh_copy_stopped("exeq"):
+    with mesh_copy_stopped("exeq", forget=MESH_EXEQ_CONSUMERS):
         yield
 
 

@@ -29,7 +29,7 @@ from services.runtime.server import Registration, RunningServer, start_server
 from services.runtime.settings import infra_url
 from services.runtime.status import error_info, status_from_trailers
 from services.runtime.streams import EXEC, ORDERS, RISK
-from tests.support.mesh import mesh_copy_stopped
+from tests.support.mesh import MESH_EXEQ_CONSUMERS, mesh_copy_stopped
 
 pytestmark = pytest.mark.usefixtures("mesh", "in_process_only")
 
@@ -37,7 +37,7 @@ pytestmark = pytest.mark.usefixtures("mesh", "in_process_only")
 @pytest.fixture(scope="module")
 def in_process_only(mesh: None) -> Iterator[None]:
     """This module runs its own copy against the shared NATS: the mesh's OMS and exeq stay stopped meanwhile."""
-    with mesh_copy_stopped("oms", "exeq"):
+    with mesh_copy_stopped("oms", "exeq", forget=MESH_EXEQ_CONSUMERS):
         yield
 
 

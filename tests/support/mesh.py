@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+import nats
+from nats.js.errors import NotFoundError
 
 from mesh import control
 from mesh.ports import load_ports
@@ -75,15 +79,35 @@ def _safe_last_seq(stream: str) -> int:
         return 0
 
 
+# The mesh's exeq consumers on ORDERS (services/exeq/settings.py); both start at new messages when created.
+MESH_EXEQ_CONSUMERS = (("ORDERS", "exeq-router"), ("ORDERS", "exeq-children"))
+
+
 @contextlib.contextmanager
-def mesh_copy_stopped(*names: str) -> Iterator[None]:
+def mesh_copy_stopped(*names: str, forget: Sequence[tuple[str, str]] = ()) -> Iterator[None]:
     """For tests that run their own in-process copy of a service against the shared NATS: the mesh's copy is
     stopped meanwhile (otherwise both act on the same subjects, e.g. the mesh's exeq would route the test's orders
-    to the real venue), then started again and awaited ready."""
+    to the real venue), then started again and awaited ready.
+
+    ``forget`` lists (stream, durable) consumers of the mesh's copy to delete before it restarts: created anew at
+    the stream's end, they skip what the test published (which the test's own copy handled)."""
     for name in names:
         control.stop(name)
     try:
         yield
     finally:
+        if forget:
+            asyncio.run(_delete_consumers(forget))
         for name in names:
             control.start(name, wait=True)
+
+
+async def _delete_consumers(consumers: Sequence[tuple[str, str]]) -> None:
+    nc = await nats.connect(f"nats://127.0.0.1:{load_ports().infra['nats']}", name="tests-forget")
+    try:
+        js = nc.jetstream()
+        for stream, durable in consumers:
+            with contextlib.suppress(NotFoundError):
+                await js.delete_consumer(stream, durable)
+    finally:
+        await nc.close()
