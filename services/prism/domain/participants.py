@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from services.prism.domain.engine import MatchingEngine
-from services.prism.domain.orders import BUY, IOC, MARKET, SELL
+from services.prism.domain.orders import BUY, IOC, LIMIT, SELL
 
 
 class ParticipantKind(IntEnum):
@@ -60,6 +60,7 @@ class SimulationConfig:
     large_notional: int = 25_000
     half_spread_ticks: int = 2
     quote_levels: int = 3  # price levels a market maker quotes on each side
+    sweep_limit_bp: int = 100  # how far through the reference price a participant's marketable order may trade
     first_owner: int = 1_000_000  # owner ids of the agents start here (members' owners must stay below)
 
 
@@ -146,7 +147,13 @@ class Simulation:
         ref = book.last or (book.best_ask() if side == BUY else book.best_bid())
         if not ref:
             return
-        self.engine.submit(agent.symbol, agent.owner, side, self._qty(agent.symbol, ref, notional), 0, MARKET, IOC)
+        # Price protection, as real venues have: a marketable IOC limit at most ``sweep_limit_bp`` through the
+        # reference, so one participant's order never sweeps a thin book to the far-away resting orders.
+        tick = book.instrument.tick
+        reach = ref * self.config.sweep_limit_bp // 10_000
+        limit = ref + reach if side == BUY else max(tick, ref - reach)
+        limit -= limit % tick
+        self.engine.submit(agent.symbol, agent.owner, side, self._qty(agent.symbol, ref, notional), limit, LIMIT, IOC)
 
     # --- behaviours --------------------------------------------------------------------------------------------------
 
