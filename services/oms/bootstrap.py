@@ -63,7 +63,9 @@ def compose(settings: OmsSettings, risk: RiskCheck | None = None, bus: Bus | Non
     risk = risk or GrpcRiskCheck(settings.risk_target, settings.risk_deadline_s)
     journal = JetStreamJournal(bus, ORDERS.name, settings.publish_timeout_s)
     oms = Oms(journal, risk, SystemClock(), settings.default_venue, settings.stream_queue_limit)
-    follower = JournalFollower(bus, ORDERS.name, settings.orders_filter, oms.restore, settings.journal_sync_interval_s)
+    follower = JournalFollower(
+        bus, ORDERS.name, settings.orders_filter, oms.restore, settings.journal_sync_interval_s, oms.holds
+    )
     oms.catch_up = follower.sync
     exec_spec = BatchConsumerSpec(
         stream=EXEC.name,

@@ -136,10 +136,27 @@ class Bus:
         timeout_s: float = 5.0,
     ) -> api.PubAck:
         """Publish to JetStream and wait for the ack; msg_id makes a retry a no-op inside the dedup window."""
-        hdrs = inject_headers(headers)
-        if msg_id:
-            hdrs["Nats-Msg-Id"] = msg_id
-        return await self.js.publish(subject, payload, timeout=timeout_s, headers=hdrs)
+        return await self.js.publish(subject, payload, timeout=timeout_s, headers=_headers(msg_id, headers))
+
+    async def send(
+        self,
+        subject: str,
+        payload: bytes,
+        msg_id: str | None = None,
+        headers: dict[str, str] | None = None,
+        timeout_s: float = 5.0,
+    ) -> Awaitable[api.PubAck]:
+        """Publish to JetStream without waiting: when this returns the message is queued on the connection, after
+        every message sent before it; the returned awaitable gives the store's ack (or raises on timeout).
+
+        Lets a caller keep its messages in order while their acks overlap (one round trip for many messages)."""
+        future = await self.js.publish_async(subject, payload, headers=_headers(msg_id, headers))
+
+        async def ack() -> api.PubAck:
+            async with asyncio.timeout(timeout_s):
+                return await future
+
+        return ack()
 
     def consume(self, spec: ConsumerSpec, handler: Handler) -> asyncio.Task[None]:
         """Run a per-message handler on a durable pull consumer; a message is acked once its handler returned.
@@ -178,3 +195,11 @@ class Bus:
         self._tasks.clear()
         if self._nc is not None and not self._nc.is_closed:
             await self._nc.drain()
+
+
+def _headers(msg_id: str | None, headers: dict[str, str] | None) -> dict[str, str]:
+    """The caller's headers plus the trace context and, when given, the dedup id."""
+    hdrs = inject_headers(headers)
+    if msg_id:
+        hdrs["Nats-Msg-Id"] = msg_id
+    return hdrs

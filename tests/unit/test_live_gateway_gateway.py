@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import replace
 from decimal import Decimal
 
@@ -85,23 +86,28 @@ class FakePublisher:
         self.reports: list[ExecutionReport] = []
         self.fail_next = False
 
-    async def publish_fill(self, fill: Fill) -> bool:
+    async def send_fill(self, fill: Fill) -> Awaitable[bool]:
         self.log.append(("fill", fill.fill_id, None))
-        if fill.fill_id in self.ids:
-            return False
+        new = fill.fill_id not in self.ids
         self.ids.add(fill.fill_id)
-        return True
+        return _answer(new)
 
-    async def publish_report(self, report: ExecutionReport, resume_sequence: int) -> bool:
+    async def send_report(self, report: ExecutionReport, resume_sequence: int) -> Awaitable[bool]:
         if self.fail_next:
             self.fail_next = False
-            raise ConnectionError("nats down")
+            return _answer(ConnectionError("nats down"))
         self.log.append(("report", report.report_id, resume_sequence))
         if report.report_id in self.ids:
-            return False
+            return _answer(False)
         self.ids.add(report.report_id)
         self.reports.append(report)
-        return True
+        return _answer(True)
+
+
+async def _answer(outcome: bool | Exception) -> bool:
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
 
 
 class FakeCheckpoints:
@@ -203,9 +209,38 @@ async def test_resume_header_follows_the_stream_and_starts_from_the_stored_check
     assert await gw.last_sequence(Venue.PRISM, "acc-1") == 40
     await gw.on_execution(execution("E45", 45), False)  # an RPC answer: does not move the resume point
     await gw.on_execution(execution("E41", 41), True)
-    await gw.on_execution(execution("E45", 45), True)
-    assert [seq for kind, _, seq in pub.log if kind == "report"] == [40, 41, 45]
+    await gw.on_execution(execution("E45", 45), True)  # already stored: not sent again, the point still moves
     assert await gw.last_sequence(Venue.PRISM, "acc-1") == 45
+    await gw.on_execution(execution("E46", 46), True)
+    assert [seq for kind, _, seq in pub.log if kind == "report"] == [40, 41, 46]
+    assert await gw.last_sequence(Venue.PRISM, "acc-1") == 46
+
+
+async def test_a_report_sent_with_its_fill_vouches_only_for_the_events_before_it() -> None:
+    gw, _, pub = make(FakeCheckpoints({(Venue.PRISM, "acc-1"): 40}))
+    await gw.on_execution(execution("E41", 41), True)
+    await gw.on_execution(trade("E42", 42, "1", "1"), True)
+    await gw.on_execution(execution("E43", 43), True)
+    assert [(kind, seq) for kind, _, seq in pub.log] == [("report", 41), ("fill", None), ("report", 41), ("report", 43)]
+    assert await gw.last_sequence(Venue.PRISM, "acc-1") == 43
+
+
+async def test_events_that_queued_up_go_out_together_vouching_only_for_what_was_stored_before() -> None:
+    gw, _, pub = make(FakeCheckpoints({(Venue.PRISM, "acc-1"): 40}))
+    await gw.on_executions([execution("E41", 41), trade("E42", 42, "1", "1"), execution("E43", 43)], True)
+    assert [(kind, seq) for kind, _, seq in pub.log] == [("report", 40), ("fill", None), ("report", 40), ("report", 40)]
+    assert await gw.last_sequence(Venue.PRISM, "acc-1") == 43
+
+
+async def test_a_failed_group_moves_nothing_and_its_replay_is_published_again() -> None:
+    gw, _, pub = make(FakeCheckpoints({(Venue.PRISM, "acc-1"): 40}))
+    pub.fail_next = True
+    with pytest.raises(ConnectionError):
+        await gw.on_executions([execution("E41", 41), execution("E42", 42)], True)
+    assert await gw.last_sequence(Venue.PRISM, "acc-1") == 40
+    await gw.on_executions([execution("E41", 41), execution("E42", 42)], True)
+    assert await gw.last_sequence(Venue.PRISM, "acc-1") == 42
+    assert sorted(r.execution.exec_id for r in pub.reports) == ["E41", "E42"]
 
 
 async def test_a_failed_publish_does_not_move_the_resume_point() -> None:

@@ -343,7 +343,7 @@ class BinanceSpotAdapter:
                         doc = json.loads(msg.data)
                         event = doc.get("data") or doc.get("event") or doc
                         if event.get("e") == "executionReport":
-                            await self._sink(parse_execution_report(event, self.account_id, now), False)
+                            await self._sink((parse_execution_report(event, self.account_id, now),), False)
                         elif event.get("e") == "listenKeyExpired":
                             break
                 self._status.set(ConnectionState.CONNECTING, "user-data stream closed", self._clock.now_ns())

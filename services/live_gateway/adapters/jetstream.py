@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 
+from nats.js import api
 from nats.js.errors import NotFoundError
 from trade.live_gateway.v1 import events_pb2
 
@@ -17,6 +19,10 @@ from services.runtime.streams import EXEC
 RESUME_HEADER = "Trade-Resume-Sequence"
 
 
+async def _stored(ack: Awaitable[api.PubAck]) -> bool:
+    return not (await ack).duplicate
+
+
 class JetStreamReports:
     """ReportPublisher and Checkpoints over the mesh's JetStream streams EXEC and FILLS."""
 
@@ -27,21 +33,21 @@ class JetStreamReports:
         self._stream = exec_stream
         self._resume_window_s = resume_window_s
 
-    async def publish_fill(self, fill: Fill) -> bool:
-        ack = await self._bus.publish(
+    async def send_fill(self, fill: Fill) -> Awaitable[bool]:
+        ack = await self._bus.send(
             fill_subject(fill.account_id, fill.symbol), fill_pb(fill).SerializeToString(), msg_id=fill.fill_id
         )
-        return not ack.duplicate
+        return _stored(ack)
 
-    async def publish_report(self, report: ExecutionReport, resume_sequence: int) -> bool:
+    async def send_report(self, report: ExecutionReport, resume_sequence: int) -> Awaitable[bool]:
         ex = report.execution
-        ack = await self._bus.publish(
+        ack = await self._bus.send(
             exec_subject(ex.venue, ex.account_id),
             report_pb(report).SerializeToString(),
             msg_id=report.report_id,
             headers={RESUME_HEADER: str(resume_sequence)},
         )
-        return not ack.duplicate
+        return _stored(ack)
 
     async def accounts(self, venue: Venue) -> list[str]:
         """Accounts whose last report of this venue is recent (their executions are streamed again on start).

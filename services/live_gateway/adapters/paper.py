@@ -89,8 +89,7 @@ class PaperAdapter:
 
     async def _deliver(self, events: list[VenueExecution]) -> None:
         assert self._sink is not None
-        for ex in events:
-            await self._sink(ex, False)
+        await self._sink(events, False)
 
     async def _apply(self, event: events_pb2.MarketDataEvent) -> None:
         if not event.HasField("quote"):

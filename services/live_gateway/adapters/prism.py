@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import structlog
@@ -70,6 +72,16 @@ _REJECTING_CODES = {
     grpc.StatusCode.PERMISSION_DENIED,
 }
 _DOWN_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+# Executions received while the previous batch was being published, handed over at most this many at a time.
+STREAM_BATCH = 256
+STREAM_QUEUE = 4096
+
+
+@dataclass(frozen=True)
+class _StreamEnd:
+    """The execution stream ended: cleanly (error None) or with the error that ended it."""
+
+    error: Exception | None
 
 
 def execution_from_pb(pe: execution_pb2.PrismExecution, receive_time_ns: int) -> VenueExecution | None:
@@ -190,19 +202,24 @@ class PrismAdapter:
                 prism_pb2.StreamExecutionsRequest(account_id=account_id, after_exec_sequence=after)
             )
             log.info("prism.stream_open", account_id=account_id, after_exec_sequence=after)
+            # The reader keeps receiving while a batch is published: what queued up meanwhile is the next batch.
+            queue: asyncio.Queue[VenueExecution | _StreamEnd] = asyncio.Queue(STREAM_QUEUE)
+            reader = asyncio.create_task(self._read(call, queue), name=f"prism-read:{account_id}")
             try:
-                async for resp in call:
-                    now = self._clock.now_ns()
-                    self._status.alive(now)
-                    self._status.set(ConnectionState.CONNECTED, "", now)
-                    if resp.HasField("execution"):
-                        ex = execution_from_pb(resp.execution, now)
-                        if ex is None:
-                            log.warning("prism.unknown_execution", exec_id=resp.execution.exec_id)
-                            continue
-                        await self._sink(ex, True)
-                    delay = self._backoff_s[0]
-                log.warning("prism.stream_ended", account_id=account_id)
+                while True:
+                    batch = [await queue.get()]
+                    while not queue.empty() and len(batch) < STREAM_BATCH:
+                        batch.append(queue.get_nowait())
+                    executions = [item for item in batch if isinstance(item, VenueExecution)]
+                    if executions:
+                        await self._sink(executions, True)
+                        delay = self._backoff_s[0]
+                    end = batch[-1]
+                    if isinstance(end, _StreamEnd):
+                        if end.error is not None:
+                            raise end.error
+                        log.warning("prism.stream_ended", account_id=account_id)
+                        break
             except grpc.aio.AioRpcError as exc:
                 self._status.set(
                     ConnectionState.CONNECTING, f"execution stream: {exc.code().name}", self._clock.now_ns()
@@ -211,9 +228,28 @@ class PrismAdapter:
             except Exception as exc:  # a publish failed (NATS down): resume from the last published event
                 log.warning("prism.stream_sink_failed", account_id=account_id, error=repr(exc))
             finally:
+                reader.cancel()
                 call.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._backoff_s[1])
+
+    async def _read(self, call: Any, queue: asyncio.Queue[VenueExecution | _StreamEnd]) -> None:
+        try:
+            async for resp in call:
+                now = self._clock.now_ns()
+                self._status.alive(now)
+                self._status.set(ConnectionState.CONNECTED, "", now)
+                if resp.HasField("execution"):
+                    ex = execution_from_pb(resp.execution, now)
+                    if ex is None:
+                        log.warning("prism.unknown_execution", exec_id=resp.execution.exec_id)
+                        continue
+                    await queue.put(ex)
+        except Exception as exc:  # the stream failed (AioRpcError) or an execution could not be read
+            await queue.put(_StreamEnd(exc))
+            return
+        await queue.put(_StreamEnd(None))
 
     async def _probe(self) -> None:
         """Liveness of the venue (also what GetVenueStatus reports before any account streams)."""

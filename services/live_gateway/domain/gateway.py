@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import re
 import statistics
-from collections import defaultdict, deque
-from collections.abc import Sequence
+from collections import OrderedDict, defaultdict, deque
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
@@ -234,6 +234,7 @@ class Gateway:
         checkpoints: Checkpoints,
         clock: Clock,
         subscriber_queue_size: int = 10_000,
+        seen_reports_limit: int = 100_000,
     ) -> None:
         self._adapters = {a.venue: a for a in adapters}
         self._publisher = publisher
@@ -246,6 +247,11 @@ class Gateway:
         self._resume_hint: dict[tuple[Venue, str], int] = {}
         self._subscribers: defaultdict[str, set[ReportSubscription]] = defaultdict(set)
         self._counters: defaultdict[Venue, _VenueCounters] = defaultdict(_VenueCounters)
+        # Reports this process applied (False) and saw stored, new or duplicate (True): the venue's stream repeats
+        # what an RPC answer already carried, which JetStream would only deduplicate, a round trip later.
+        self._seen_reports: OrderedDict[str, bool] = OrderedDict()
+        self._seen_reports_limit = seen_reports_limit
+        self._fanout_tail: dict[tuple[Venue, str], asyncio.Future[None]] = {}
 
     @property
     def venues(self) -> list[Venue]:
@@ -253,7 +259,7 @@ class Gateway:
 
     async def start(self) -> None:
         for adapter in self._adapters.values():
-            await adapter.start(self.on_execution, self)
+            await adapter.start(self.on_executions, self)
 
     async def stop(self) -> None:
         for adapter in self._adapters.values():
@@ -352,8 +358,7 @@ class Gateway:
         if result.venue_order_id:
             ctx.venue_order_id = result.venue_order_id
         try:
-            for ex in result.executions:
-                await self.on_execution(ex, False)
+            await self.on_executions(result.executions, False)
         finally:
             ctx.result = replace(result, executions=())
             ctx.placed.set()
@@ -391,8 +396,7 @@ class Gateway:
             result = CancelResult(False, (ex,))
         except (VenueUnavailable, VenueRateLimited, NotSupported) as exc:
             raise self._venue_error(cancel.venue, exc) from exc
-        for ex in result.executions:
-            await self.on_execution(ex, False)
+        await self.on_executions(result.executions, False)
         return result
 
     async def amend(self, amend: AmendOrder) -> AmendResult:
@@ -426,8 +430,7 @@ class Gateway:
         if result.accepted and ctx is not None:
             ctx.quantity = amend.new_spec.quantity
             ctx.limit_price = amend.new_spec.limit_price
-        for ex in result.executions:
-            await self.on_execution(ex, False)
+        await self.on_executions(result.executions, False)
         return result
 
     @staticmethod
@@ -442,28 +445,86 @@ class Gateway:
     # --- Venue events ----------------------------------------------------------------------------------------
 
     async def on_execution(self, execution: VenueExecution, advance_checkpoint: bool) -> None:
-        """Publish one venue event: the fill first (TRADE), then the report; fan out what was new."""
-        key = (execution.venue, execution.account_id)
+        await self.on_executions((execution,), advance_checkpoint)
+
+    async def on_executions(self, executions: Sequence[VenueExecution], advance_checkpoint: bool) -> None:
+        """Publish venue events in order, each fill (TRADE) before its report; fan out what was new.
+
+        The events of one venue/account are sent together and their acks awaited together: one round trip per
+        group, not two per event. A report vouches (resume header) only for events confirmed stored before it was
+        sent, except a lone fill-less event, which vouches for itself: a restart replays at most the last group,
+        which JetStream deduplicates.
+        """
+        start = 0
+        while start < len(executions):
+            key = (executions[start].venue, executions[start].account_id)
+            end = start + 1
+            while end < len(executions) and (executions[end].venue, executions[end].account_id) == key:
+                end += 1
+            await self._publish_group(key, executions[start:end], advance_checkpoint)
+            start = end
+
+    async def _publish_group(
+        self, key: tuple[Venue, str], group: Sequence[VenueExecution], advance_checkpoint: bool
+    ) -> None:
+        # Under the lock: resume point, reports and sending, so the account's messages leave in the venue's order.
+        # The acks are awaited outside it: the next group (another order's RPC answer) is sent meanwhile.
         async with self._locks[key]:
-            resume = await self._resume_point(key)
-            seq = execution.venue_sequence
-            if advance_checkpoint and seq > self._resume[key]:
-                resume = seq
-            elif not advance_checkpoint and seq > 0 and self._resume[key] == 0:
-                hint = self._resume_hint.get(key)
-                self._resume_hint[key] = seq - 1 if hint is None else min(hint, seq - 1)
-                resume = self._resume_hint[key]
-            ctx = self._orders.get((execution.venue, execution.order_id))
-            report = build_report(execution, ctx)
-            if report.fill is not None:
-                await self._publisher.publish_fill(report.fill)
-            stored = await self._publisher.publish_report(report, resume)
-            if advance_checkpoint and seq > self._resume[key]:
-                self._resume[key] = seq
-            if stored:
-                self._apply(report, ctx)
-                for sub in list(self._subscribers.get(execution.account_id, ())):
-                    sub.offer(report)
+            header = await self._resume_point(key)
+            point = self._resume[key]
+            if not advance_checkpoint and point == 0:
+                for ex in group:
+                    if ex.venue_sequence > 0:
+                        hint = self._resume_hint.get(key)
+                        seq = ex.venue_sequence - 1
+                        self._resume_hint[key] = seq if hint is None else min(hint, seq)
+                        header = self._resume_hint[key]
+            pending: list[ExecutionReport] = []
+            for ex in group:
+                ctx = self._orders.get((ex.venue, ex.order_id))
+                report = build_report(ex, ctx)
+                seen = self._seen_reports.get(report.report_id)
+                if seen is None:
+                    # Applied before it is stored: a later fill of the same order in this group builds on it.
+                    self._apply(report, ctx)
+                    self._remember(report.report_id, False)
+                if not seen:
+                    pending.append(report)
+            last_seq = max(ex.venue_sequence for ex in group)
+            lone = len(group) == 1 and len(pending) == 1 and pending[0].fill is None
+            if advance_checkpoint and lone and last_seq > point:
+                header = last_seq
+            acks: list[Awaitable[bool]] = []
+            for report in pending:
+                if report.fill is not None:
+                    acks.append(await self._publisher.send_fill(report.fill))
+                acks.append(await self._publisher.send_report(report, header))
+            previous = self._fanout_tail.get(key)
+            mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._fanout_tail[key] = mine
+        try:
+            outcomes = [await acks[0]] if len(acks) == 1 else await asyncio.gather(*acks)
+            if advance_checkpoint and last_seq > self._resume[key]:
+                self._resume[key] = last_seq
+            if previous is not None:
+                await previous  # subscribers get the reports in the order they were sent
+            stored = iter(outcomes)
+            for report in pending:
+                if report.fill is not None:
+                    next(stored)
+                self._remember(report.report_id, True)
+                if next(stored):
+                    for sub in list(self._subscribers.get(report.execution.account_id, ())):
+                        sub.offer(report)
+        finally:
+            mine.set_result(None)
+            if self._fanout_tail.get(key) is mine:
+                del self._fanout_tail[key]
+
+    def _remember(self, report_id: str, stored: bool) -> None:
+        self._seen_reports[report_id] = stored
+        if len(self._seen_reports) > self._seen_reports_limit:
+            self._seen_reports.popitem(last=False)
 
     def _apply(self, report: ExecutionReport, ctx: OrderContext | None) -> None:
         ex = report.execution

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Sequence
 from typing import Protocol
 
 from services.live_gateway.domain.model import (
@@ -25,13 +26,13 @@ class Clock(Protocol):
 
 
 class ExecutionSink(Protocol):
-    """Where an adapter hands every venue event, in the venue's order.
+    """Where an adapter hands every venue event, in the venue's order (several at once when they queued up).
 
     advance_checkpoint is True only for events of the venue's sequenced, resumable stream delivered in order (so
     the resume point may move past them); events also seen elsewhere (an RPC response) pass False.
     """
 
-    async def __call__(self, execution: VenueExecution, advance_checkpoint: bool) -> None: ...
+    async def __call__(self, executions: Sequence[VenueExecution], advance_checkpoint: bool) -> None: ...
 
 
 class Checkpoints(Protocol):
@@ -65,8 +66,9 @@ class VenueAdapter(Protocol):
 
 
 class ReportPublisher(Protocol):
-    """Durable, deduplicated publishing; each call returns True when stored, False for a duplicate."""
+    """Durable, deduplicated publishing. Each send returns once the message is on its way (after every message
+    sent before it); awaiting what it returns gives True when stored, False for a duplicate, or raises."""
 
-    async def publish_fill(self, fill: Fill) -> bool: ...
+    async def send_fill(self, fill: Fill) -> Awaitable[bool]: ...
 
-    async def publish_report(self, report: ExecutionReport, resume_sequence: int) -> bool: ...
+    async def send_report(self, report: ExecutionReport, resume_sequence: int) -> Awaitable[bool]: ...

@@ -17,6 +17,7 @@ from trade.live_gateway.v1 import events_pb2 as exec_pb2
 from trade.risk.v1 import events_pb2 as risk_events_pb2
 
 from services.oms.adapters.codec import kill_switch_from_pb, report_from_pb
+from services.oms.domain.model import VenueReport
 from services.oms.domain.service import Oms
 from services.runtime.batches import BatchConsumerSpec, ConsumerHealth, consume_batches
 from services.runtime.bus import Bus
@@ -34,6 +35,8 @@ class OmsConsumers:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def on_reports(self, batch: Sequence[Msg]) -> None:
+        """Different orders concurrently (each report is a journal round trip), one order's reports in order."""
+        by_order: dict[str, list[VenueReport]] = {}
         for msg in batch:
             try:
                 pb = exec_pb2.ExecutionReport.FromString(msg.data)
@@ -41,8 +44,18 @@ class OmsConsumers:
             except (DecodeError, ValueError, ArithmeticError) as exc:
                 log.error("oms.report_undecodable", subject=msg.subject, error=str(exc))
                 continue
-            if report is None:
-                continue
+            if report is not None:
+                by_order.setdefault(report.order_id, []).append(report)
+        if len(by_order) == 1:
+            await self._apply_in_order(next(iter(by_order.values())))
+            return
+        outcomes = await asyncio.gather(*(self._apply_in_order(r) for r in by_order.values()), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome  # the whole batch is delivered again; applied reports are idempotent
+
+    async def _apply_in_order(self, reports: list[VenueReport]) -> None:
+        for report in reports:
             await self.oms.on_report(report)
 
     async def on_kill_switch(self, batch: Sequence[Msg]) -> None:

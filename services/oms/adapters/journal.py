@@ -27,11 +27,16 @@ def subject_of(change: OrderChange) -> str:
     return f"orders.{change.order.account_id}.{change.order.symbol}"
 
 
-def decode(data: bytes, headers: dict[str, str] | None) -> OrderChange | None:
+def decode(
+    data: bytes, headers: dict[str, str] | None, known: Callable[[str, int], bool] | None = None
+) -> OrderChange | None:
+    """The event, or None when it is undecodable or `known(order_id, version)` says memory already holds it."""
     try:
         event = events_pb2.OrderEvent.FromString(data)
         if event.WhichOneof("event") is None or not event.order.order_id:
             raise ValueError("not an order event")
+        if known is not None and known(event.order.order_id, event.order.version):
+            return None
         return event_from_pb(event, (headers or {}).get(REPORT_ID_HEADER, ""))
     except (DecodeError, ValueError, KeyError, ArithmeticError) as exc:
         log.error("journal.undecodable", error=str(exc))
@@ -79,11 +84,14 @@ class JournalFollower:
         subject_filter: str,
         apply: Callable[[OrderChange], object],
         sync_interval_s: float = 5.0,
+        known: Callable[[str, int], bool] | None = None,
     ) -> None:
         self.bus = bus
         self.stream = stream
         self.subject_filter = subject_filter
         self.apply = apply
+        # Memory already holds this order version (most events: this process appended them): skip the conversion.
+        self.known = known
         self.sync_interval_s = sync_interval_s
         # Stream sequence of the last journal message applied (by either reader).
         self.cursor = 0
@@ -95,7 +103,7 @@ class JournalFollower:
     def _take(self, seq: int, data: bytes, headers: dict[str, str] | None) -> None:
         if seq <= self.cursor:
             return
-        change = decode(data, headers)
+        change = decode(data, headers, self.known)
         if change is not None:
             self.apply(change)
             self.replayed += 1

@@ -179,6 +179,11 @@ class Oms:
             return False
         return self._record(change, order)
 
+    def holds(self, order_id: str, version: int) -> bool:
+        """Memory already has this version of the order, or a later one."""
+        order = self.book.get(order_id)
+        return order is not None and order.version >= version
+
     def mark_ready(self) -> None:
         self.ready = True
         log.info("oms.ready", orders=len(self.book))
