@@ -21,8 +21,10 @@ class QuestdbWriterSettings(ServiceSettings):
     durable_prefix: str = "questdb-writer"
     # Messages per JetStream fetch = rows per ILP flush (at most; a PnL snapshot is several rows).
     batch_size: int = 1000
-    # Collect for up to this long after the first message (fewer, larger QuestDB commits).
-    linger_s: float = 0.2
+    # Collect for up to this long after the first message (fewer, larger QuestDB commits). Each commit is a WAL
+    # transaction with a dedup merge: QuestDB took ~47 % of a core at 0.2 s and ~31 % at 1.0 s beside the mesh's
+    # live PnL snapshots and ticks (03:20 UTC, busy box). Rows land in QuestDB up to this much later.
+    linger_s: float = 1.0
     ack_wait_s: float = 30.0
     # Keys of recently written rows remembered per table (redeliveries skipped without a write).
     remember_keys: int = 100_000
