@@ -5,7 +5,9 @@
    each one travels the whole path (oms -> risk -> ORDERS -> exeq -> live-gateway -> prism) and expires there,
    leaving no position or open order behind.
 2. submit -> fill seen on StreamFills at fixed rates: marketable IOC limits alternating buy and sell, each
-   stamped at submit and matched to its fill on the account's fill stream.
+   stamped at submit and matched to its fill on the account's fill stream. Then where that time went: per
+   stage, the lag between the JetStream store times of each order's first ORDERS event (accepted), first EXEC
+   report, first FILLS message and ORDERS fill event (server clock, same box as the submit stamp).
 
 After every cell the run waits until the account has no open order left (the pipeline drained) and reports how
 long that took: a cell never inherits the previous one's backlog.
@@ -23,18 +25,24 @@ import contextlib
 import json
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 
+import nats
 import numpy as np
 import typer
+from nats.js import JetStreamContext, api
 from rich.console import Console
 from rich.table import Table
+from trade.live_gateway.v1 import events_pb2 as exec_events_pb2
+from trade.oms.v1 import events_pb2 as order_events_pb2
 from trade.oms.v1 import oms_pb2
 from trade.risk.v1 import limits_pb2, risk_pb2, risk_pb2_grpc
+from trade.type.v1 import fill_pb2
 
 from bench.edge_overhead import RESULTS, Result, ghz_report, summarize
 from mesh.ports import load_ports
+from services.runtime.settings import infra_url
 from tests.support.trading import TraderClient, far_limit, marketable_limit
 
 SYMBOL = "BTCUSDT"
@@ -51,6 +59,57 @@ class FillLatency:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    # Where the time went, from JetStream's store timestamps: stage -> (p50 ms, p99 ms).
+    stages: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+STAGES = (
+    ("submit -> ORDERS accepted", "submit", "accepted"),
+    ("ORDERS -> first EXEC report", "accepted", "exec"),
+    ("first EXEC report -> FILLS", "exec", "fill"),
+    ("FILLS -> ORDERS filled", "fill", "filled"),
+)
+
+
+async def _stored_at(js: JetStreamContext, stream: str, subject: str) -> list[tuple[int, bytes]]:
+    """(store time ns, payload) of every message of the stream under the subject filter."""
+    out: list[tuple[int, bytes]] = []
+    sub = await js.subscribe(subject, stream=stream, ordered_consumer=True, deliver_policy=api.DeliverPolicy.ALL)
+    try:
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=1.0)
+            except nats.errors.TimeoutError:
+                return out
+            out.append((int(msg.metadata.timestamp.timestamp() * 1e9), msg.data))
+    finally:
+        await sub.unsubscribe()
+
+
+async def _stage_lags(account: str, submitted_ns: dict[str, int]) -> dict[str, tuple[float, float]]:
+    """Per-stage lags of the orders submitted (wall clock at submit), from the store times of their first ORDERS
+    event, first EXEC report, first FILLS message and first ORDERS fill event."""
+    nc = await nats.connect(infra_url("nats", "nats"))
+    js = nc.jetstream()
+    at: dict[str, dict[str, int]] = {"submit": submitted_ns, "accepted": {}, "exec": {}, "fill": {}, "filled": {}}
+    try:
+        for ts, data in await _stored_at(js, "ORDERS", f"orders.{account}.>"):
+            event = order_events_pb2.OrderEvent.FromString(data)
+            at["accepted"].setdefault(event.order_id, ts)
+            if event.WhichOneof("event") == "filled":
+                at["filled"].setdefault(event.order_id, ts)
+        for ts, data in await _stored_at(js, "EXEC", f"exec.*.{account}"):
+            at["exec"].setdefault(exec_events_pb2.ExecutionReport.FromString(data).order_id, ts)
+        for ts, data in await _stored_at(js, "FILLS", f"fills.{account}.>"):
+            at["fill"].setdefault(fill_pb2.Fill.FromString(data).order_id, ts)
+    finally:
+        await nc.close()
+    lags = {}
+    for name, start, end in STAGES:
+        ms = [(at[end][o] - t) / 1e6 for o, t in at[start].items() if o in submitted_ns and o in at[end]]
+        if ms:
+            lags[name] = (round(float(np.percentile(ms, 50)), 2), round(float(np.percentile(ms, 99)), 2))
+    return lags
 
 
 async def _bench_account(admin: TraderClient) -> None:
@@ -72,6 +131,7 @@ async def _submit_to_fill(admin: TraderClient, rate: int, duration: int) -> Fill
     buy = await marketable_limit(admin, SYMBOL, 1, QTY)
     sell = await marketable_limit(admin, SYMBOL, 2, QTY)
     sent_at: dict[str, int] = {}
+    sent_wall: dict[str, int] = {}
     latencies: list[float] = []
     watch = admin.oms.StreamFills(oms_pb2.StreamFillsRequest(account_id=admin.account), metadata=admin.auth)
     seen: set[str] = set()
@@ -90,9 +150,10 @@ async def _submit_to_fill(admin: TraderClient, rate: int, duration: int) -> Fill
     tasks: list[asyncio.Task[None]] = []
 
     async def one(i: int) -> None:
-        started = time.perf_counter_ns()
+        started, wall = time.perf_counter_ns(), time.time_ns()
         order = await admin.submit(SYMBOL, buy if i % 2 == 0 else sell, client_order_id=f"fl-{uuid.uuid4().hex}")
         sent_at.setdefault(order.order_id, started)
+        sent_wall.setdefault(order.order_id, wall)
 
     interval, start = 1.0 / rate, time.perf_counter()
     for i in range(rate * duration):
@@ -114,6 +175,7 @@ async def _submit_to_fill(admin: TraderClient, rate: int, duration: int) -> Fill
         p50_ms=round(float(np.percentile(arr, 50)), 3),
         p99_ms=round(float(np.percentile(arr, 99)), 3),
         max_ms=round(float(arr.max()), 3),
+        stages=await _stage_lags(admin.account, sent_wall),
     )
 
 
@@ -222,6 +284,16 @@ def main(
             f"{fill.max_ms:.1f}",
         )
     console.print(fills_table)
+    stages_table = Table(title="where submit -> fill goes: p50 / p99 ms between JetStream store times")
+    stages_table.add_column("orders/s", justify="right")
+    for name, _, _ in STAGES:
+        stages_table.add_column(name, justify="right")
+    for fill in fill_results:
+        cells = [
+            f"{fill.stages[n][0]:.1f} / {fill.stages[n][1]:.1f}" if n in fill.stages else "-" for n, _, _ in STAGES
+        ]
+        stages_table.add_row(str(fill.rate), *cells)
+    console.print(stages_table)
     console.print_json(data={"seconds_to_drain_after_cell": drains})
     console.print_json(data={"submit_throughput_vs_whoami": ratio})
     RESULTS.mkdir(parents=True, exist_ok=True)
