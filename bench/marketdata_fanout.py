@@ -8,16 +8,21 @@ one run:
 - a generator process publishes canonical ``MarketDataEvent`` trades to ``md.trade.BENCH<k>USDT`` (JetStream MD,
   Nats-Msg-Id = event_id, pipelined ``publish_async``), paced at the rate, the publish wall clock stamped in
   ``publish_time_ns`` and in the trade's ``event_time_ns`` / ``receive_time_ns`` (what a client sees);
-- subscriber processes each hold their share of the N ``StreamTrades`` streams (grpc.aio, one connection per
-  stream, viewer token, through Envoy + JWT + OPA) and count the trades of the cell, the latency
-  ``receive wall clock - event_time_ns``, sequence gaps and the dropped/conflated counters of the stream heartbeats.
+- the subscribers hold the N ``StreamTrades`` streams (one connection per stream, viewer token, through Envoy + JWT
+  + OPA) and count the trades of the cell, the latency ``receive wall clock - event_time_ns``, sequence gaps and
+  the dropped/conflated counters of the stream heartbeats. ``--client go`` (default): one Go process
+  (bench/fanout_client, built into .cache/bin/fanout-client on first use or when its sources change; needs `go`)
+  holds all N streams, so the cell measures the server rather than the clients; ``--client python``: ``--procs``
+  grpc.aio processes share them (they saturate a small box well before marketdata does); ``--client both`` runs
+  every cell once with each, one after the other. Every row says which client it used.
 
 Trades are never conflated (a lagging stream drops the oldest), so every update is counted. Delivered/s is the
 trades received by all subscribers over [first publish, last receive]. CPU% (of one core) of the mesh processes
 over each cell is read from /proc. Prints a table and writes JSON to bench/results/marketdata_fanout.json.
 
     .venv/bin/python -m bench.marketdata_fanout [--rates 1000,5000] [--subscribers 1,10,100] [--duration 6]
-        [--procs 2] [--publish js|core] [--kind trade|quote] [--batches 0,500] [--window-ms 5] [--source mesh|hub]
+        [--client go|python|both] [--procs 2] [--publish js|core] [--kind trade|quote] [--batches 0,500]
+        [--window-ms 5] [--source mesh|hub]
 
 ``--source hub`` measures marketdata's fan-out alone: its hub + servicer run in a bench process fed in-process at
 the rate (no NATS store, no Envoy; clients connect directly) -> bench/results/marketdata_fanout_hub.json.
@@ -44,6 +49,10 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import queue
+import shutil
+import subprocess
+import threading
 import time
 from array import array
 from dataclasses import asdict, dataclass, field
@@ -72,6 +81,10 @@ from services.runtime.settings import infra_url
 from tests.support.edge import EDGE, bearer, edge_channel, token_for
 
 RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+GO_CLIENT_SRC = Path(__file__).resolve().parent / "fanout_client"
+GO_CLIENT_BIN = ROOT / ".cache" / "bin" / "fanout-client"
+DESCRIPTORS = ROOT / "var" / "run" / "api.binpb"  # written by the mesh: every proto of the repo
 # Latency histogram: log-spaced bucket edges from 1 us to 100 s (about 2.3 % wide).
 EDGES_US = np.logspace(0, 8, 801)
 # Mesh processes whose CPU is sampled per cell: label -> substring of the command line.
@@ -416,6 +429,116 @@ def subscriber_proc(
     out.put(asyncio.run(_subscribe(target, token, symbols, kind, batch, n, base, ready, stop, progress)))
 
 
+# ---------------------------------------------------------------------------------------------- Go subscriber
+
+
+def build_go_client(console: Console) -> Path | None:
+    """Build bench/fanout_client into .cache/bin when missing or older than its sources; None when it can't."""
+    sources = [GO_CLIENT_SRC / name for name in ("main.go", "go.mod", "go.sum")]
+    if GO_CLIENT_BIN.exists() and all(
+        src.stat().st_mtime <= GO_CLIENT_BIN.stat().st_mtime for src in sources if src.exists()
+    ):
+        return GO_CLIENT_BIN
+    go = shutil.which("go")
+    if go is None:
+        console.print("[yellow]no `go` on PATH: cannot build the Go subscriber[/yellow]")
+        return None
+    cache = ROOT / ".cache" / "go"
+    env = {
+        **os.environ,
+        "GOCACHE": str(cache / "build"),
+        "GOMODCACHE": str(cache / "mod"),
+        "GOFLAGS": "-mod=mod -modcacherw -buildvcs=false",
+    }
+    console.print(f"[dim]building {GO_CLIENT_BIN.relative_to(ROOT)} (go build, first time takes minutes) ...[/dim]")
+    GO_CLIENT_BIN.parent.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        [go, "build", "-o", str(GO_CLIENT_BIN), "."],
+        cwd=GO_CLIENT_SRC,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if done.returncode != 0:
+        console.print(f"[yellow]go build of the Go subscriber failed:[/yellow]\n{done.stderr[-2000:]}")
+        return None
+    return GO_CLIENT_BIN
+
+
+class GoSubscribers:
+    """One fanout-client process holding all the streams of a cell; line protocol in bench/fanout_client/main.go."""
+
+    def __init__(
+        self,
+        binary: Path,
+        target: str,
+        token: str,
+        symbols: list[str],
+        kind: str,
+        batch: tuple[int, int],
+        n: int,
+        base: int,
+    ) -> None:
+        self.states: queue.Queue[str] = queue.Queue()
+        self.received = 0
+        self.result: dict[str, Any] | None = None
+        self.proc = subprocess.Popen(
+            [str(binary)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        config = {
+            "target": target,
+            "token": token,
+            "kind": kind,
+            "symbols": symbols,
+            "max_batch": batch[0],
+            "batch_window_ms": batch[1],
+            "streams": n,
+            "base": base,
+            "descriptors": str(DESCRIPTORS),
+            "edges_us": EDGES_US.tolist(),
+        }
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(config) + "\n")
+        self.proc.stdin.flush()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            word, _, rest = line.rstrip("\n").partition(" ")
+            if word == "progress":
+                self.received = int(rest)
+            elif word == "result":
+                result = json.loads(rest)
+                if result["max_latency_us"] is None:
+                    result["max_latency_us"] = float("nan")
+                self.result = result
+            else:
+                self.states.put(line.strip())
+        self.states.put("exited")
+
+    def stop(self) -> dict[str, Any]:
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.write("stop\n")
+                self.proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        self._reader.join(timeout=30)
+        self.proc.wait(timeout=10)
+        if self.result is None:
+            raise RuntimeError(f"fanout-client exited with {self.proc.returncode} and no result")
+        return self.result
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
 # ---------------------------------------------------------------------------------------------- orchestration
 
 
@@ -478,6 +601,7 @@ def _percentile_ms(hist: np.ndarray[Any, Any], q: float) -> float:
 
 @dataclass
 class Cell:
+    client: str
     input_rate: int
     max_batch: int
     batch_window_ms: int
@@ -517,9 +641,11 @@ def run_cell(
     kind: str,
     batch: tuple[int, int],
     source: str,
+    go_client: Path | None,
 ) -> Cell:
+    """One cell; go_client (the built fanout-client) holds the streams, or Python processes when it is None."""
     base = time.time_ns() // 1000  # per-cell sequences: unique event ids, and late trades of a cell are ignored
-    nprocs = max(1, min(procs, subs))
+    nprocs = 1 if go_client is not None else max(1, min(procs, subs))
     shares = [subs // nprocs + (1 if i < subs % nprocs else 0) for i in range(nprocs)]
     ready: MpQueue[str] = ctx.Queue()
     out: MpQueue[dict[str, Any]] = ctx.Queue()
@@ -537,18 +663,27 @@ def run_cell(
         hub.start()
         target = f"127.0.0.1:{port_out.get(timeout=60)}"
         pids = {"marketdata": hub.pid or 0}
-    workers = [
-        ctx.Process(
-            target=subscriber_proc,
-            args=(target, token, symbols, kind, batch, n, base, ready, stop, c, out),
-            daemon=True,
-        )
-        for n, c in zip(shares, counters, strict=True)
-    ]
+    workers = (
+        []
+        if go_client is not None
+        else [
+            ctx.Process(
+                target=subscriber_proc,
+                args=(target, token, symbols, kind, batch, n, base, ready, stop, c, out),
+                daemon=True,
+            )
+            for n, c in zip(shares, counters, strict=True)
+        ]
+    )
+    go_subs = GoSubscribers(go_client, target, token, symbols, kind, batch, subs, base) if go_client else None
     for w in workers:
         w.start()
+
+    def received_so_far() -> int:
+        return go_subs.received if go_subs is not None else sum(c.value for c in counters)
+
     try:
-        states = [ready.get(timeout=60) for _ in workers]
+        states = [go_subs.states.get(timeout=60)] if go_subs else [ready.get(timeout=60) for _ in workers]
         if any(s != "ready" for s in states):
             raise RuntimeError(f"subscribers not ready: {states}")
         cpu0, box0, t0 = _cpu_ticks(pids), _box_cpu(), time.monotonic()
@@ -567,17 +702,19 @@ def run_cell(
         # trade carries the final drop counters), at most 8 s.
         drain_start, last_total, last_change = time.monotonic(), -1, time.monotonic()
         while time.monotonic() - drain_start < 8:
-            total = sum(c.value for c in counters)
+            total = received_so_far()
             if total != last_total:
                 last_total, last_change = total, time.monotonic()
             elif time.monotonic() - last_change > 0.5 and time.monotonic() - drain_start > 1.2:
                 break
             time.sleep(0.1)
         stop.set()
-        results = [out.get(timeout=30) for _ in workers]
+        results = [go_subs.stop()] if go_subs is not None else [out.get(timeout=30) for _ in workers]
         cpu1, box1, t1 = _cpu_ticks(pids), _box_cpu(), time.monotonic()
     finally:
         stop.set()
+        if go_subs is not None:
+            go_subs.kill()
         for w in workers:
             w.join(timeout=10)
         if hub is not None:
@@ -596,6 +733,7 @@ def run_cell(
     cpu_pct["box_busy_of_all_cores"] = round(100 * (sum(box) - box[3] - box[4]) / max(1, sum(box)), 1)
     cpu_pct["box_iowait_of_all_cores"] = round(100 * box[4] / max(1, sum(box)), 1)
     return Cell(
+        client="go" if go_client is not None else "python",
         input_rate=rate,
         max_batch=batch[0],
         batch_window_ms=batch[1],
@@ -628,7 +766,12 @@ def main(
     subscribers: str = typer.Option("1,10,100", help="concurrent subscriber counts, comma separated"),
     duration: float = typer.Option(6.0, help="seconds of publishing per cell"),
     symbols: int = typer.Option(4, help="bench symbols BENCH<k>USDT; every subscriber streams all of them"),
-    procs: int = typer.Option(2, help="subscriber processes per cell (streams are split among them)"),
+    client: str = typer.Option(
+        "go",
+        help="go: one Go process holds all streams (falls back to python when it can't be built); python: --procs "
+        "grpc.aio processes; both: every cell with each client, one after the other",
+    ),
+    procs: int = typer.Option(2, help="Python subscriber processes per cell (streams are split among them)"),
     kind: str = typer.Option(
         "trade", help="trade (never conflated) or quote (conflated per symbol when a client lags)"
     ),
@@ -651,7 +794,14 @@ def main(
         raise typer.BadParameter("--source must be mesh or hub")
     if publish not in ("js", "core"):
         raise typer.BadParameter("--publish must be js or core")
+    if client not in ("go", "python", "both"):
+        raise typer.BadParameter("--client must be go, python or both")
     console = Console(width=240)
+    go_client = build_go_client(console) if client in ("go", "both") else None
+    clients: list[Path | None] = [go_client] if client == "go" else [None] if client == "python" else [go_client, None]
+    if client != "python" and go_client is None:
+        console.print("[yellow]the Go subscriber is unavailable: running the Python subscribers only[/yellow]")
+        clients = [None]
     names = [f"BENCH{k}USDT" for k in range(symbols)]
     with edge_channel() as channel:
         token = token_for(channel, "viewer")
@@ -669,10 +819,12 @@ def main(
             for max_batch in (int(b) for b in batches.split(",") if b):
                 batch = (max_batch, window_ms if max_batch > 1 else 0)
                 label = f"batches of <= {max_batch}, {window_ms} ms" if max_batch > 1 else "unbatched"
-                console.print(f"[dim]cell: {rate} ticks/s in, {subs} subscribers, {label} ...[/dim]")
-                cells.append(
-                    run_cell(ctx, token, names, rate, subs, procs, duration, pids, publish, kind, batch, source)
-                )
+                for go in clients:
+                    who = "go client" if go is not None else "python clients"
+                    console.print(f"[dim]cell: {rate} ticks/s in, {subs} subscribers, {label}, {who} ...[/dim]")
+                    cells.append(
+                        run_cell(ctx, token, names, rate, subs, procs, duration, pids, publish, kind, batch, source, go)
+                    )
     cores = os.cpu_count() or 0
     title = (
         (
@@ -682,10 +834,15 @@ def main(
         )
         + f" — {duration:g}s/cell, {symbols} symbols, "
         f"{cores} cores shared with the whole mesh ({baseline_busy:g}% busy before the run); "
-        f"1 generator process + up to {procs} subscriber processes"
+        "1 generator process + subscribers: "
+        + " / ".join(
+            f"1 Go process ({GO_CLIENT_BIN.relative_to(ROOT)})" if go is not None else f"up to {procs} Python processes"
+            for go in clients
+        )
     )
     table = Table(title=title)
     columns = (
+        "client",
         "in ticks/s",
         "batch (window)",
         "subs (procs)",
@@ -709,6 +866,7 @@ def main(
     for c in cells:
         cpu = c.cpu_pct
         table.add_row(
+            c.client,
             str(c.input_rate),
             f"{c.max_batch} ({c.batch_window_ms} ms)" if c.max_batch > 1 else "-",
             f"{c.subscribers} ({c.subscriber_procs})",
@@ -730,7 +888,7 @@ def main(
     console.print(table)
     for c in cells:
         if c.errors:
-            console.print(f"[red]{c.input_rate}/s x {c.subscribers}: {c.errors}[/red]")
+            console.print(f"[red]{c.client}: {c.input_rate}/s x {c.subscribers}: {c.errors}[/red]")
     RESULTS.mkdir(parents=True, exist_ok=True)
     parts = (kind if kind != "trade" else "", publish if publish != "js" and source == "mesh" else "", source)
     suffix = "".join(f"_{v}" for v in parts if v and v != "mesh")
@@ -752,6 +910,7 @@ def main(
                 "box_busy_pct_before_run": baseline_busy,
                 "machine": platform.machine(),
                 "subscriber_procs_max": procs,
+                "clients": ["go" if go is not None else "python" for go in clients],
                 "edge": EDGE,
                 "latency": "client receive wall clock - trade.event_time_ns (= publish wall clock at the generator)",
                 "delivered_per_s": "trades received by all subscribers / (last receive - first publish)",

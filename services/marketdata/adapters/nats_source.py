@@ -47,7 +47,9 @@ class NatsMarketDataSource:
         self.book_replay_s = book_replay_s
         self.stall_after_s = stall_after_s
         self.subs: dict[str, Any] = {}
-        self.last_seq: dict[str, int] = {}
+        # The last message of each kind; its stream sequence (parsed from the reply subject) only when the
+        # watchdog looks, not for every message.
+        self.last_msg: dict[str, Msg] = {}
         self.received = 0
         self.undecodable = 0
         self.book_gaps = 0
@@ -71,8 +73,7 @@ class NatsMarketDataSource:
 
     async def _subscribe(self, kind: str, config: api.ConsumerConfig) -> None:
         async def on_msg(msg: Msg) -> None:
-            with contextlib.suppress(Exception):
-                self.last_seq[kind] = msg.metadata.sequence.stream
+            self.last_msg[kind] = msg
             await self._on_msg(msg)
             if self.received % YIELD_EVERY == 0:
                 # A burst is dispatched without an await otherwise: let the stream writers drain their queues.
@@ -89,8 +90,18 @@ class NatsMarketDataSource:
                 except Exception as exc:
                     log.warning("marketdata.watchdog_failed", kind=kind, error=repr(exc))
 
+    def last_sequence(self, kind: str) -> int | None:
+        """MD stream sequence of the last message of a kind (None before the first, or if it has none)."""
+        msg = self.last_msg.get(kind)
+        if msg is None:
+            return None
+        try:
+            return int(msg.metadata.sequence.stream)
+        except Exception:
+            return None
+
     async def _check(self, kind: str, subject: str) -> None:
-        seen = self.last_seq.get(kind)
+        seen = self.last_sequence(kind)
         progressed = seen != self._checked.get(kind)
         self._checked[kind] = seen
         if seen is None or progressed:
