@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger("batches")
 
 BatchHandler = Callable[[Sequence[Msg]], Awaitable[None]]
+# Plain strings: looking a str-Enum member up in a dict hashes it in Python code, once per message here.
+_STATUS: str = api.Header.STATUS.value
+_CONTROL: str = api.StatusCode.CONTROL_MESSAGE.value
 
 
 class ConsumerPhase(Enum):
@@ -56,7 +59,8 @@ class BatchConsumerSpec:
     # Batches handled concurrently (their acks follow each handler's return): >1 overlaps a store's write
     # latency with receiving and decoding the next batch. The handler must then tolerate concurrent calls.
     max_in_flight: int = 1
-    # After the first message of a batch arrives, wait this long for more (fewer, larger store commits).
+    # After the first message of a batch arrives, wait up to this long for more (fewer, larger store commits); a
+    # batch goes as soon as it is full (or its pull request delivered everything it asked for).
     linger_s: float = 0.0
     # When the consumer has to be created: start at this stream sequence (e.g. after what a replay covered).
     start_sequence: int = 0
@@ -95,19 +99,39 @@ class _Inbox:
     def __init__(self) -> None:
         self.msgs: deque[Msg] = deque()
         self.arrived = asyncio.Event()
+        # When the messages now waiting became available for a batch (monotonic; 0.0 while empty).
+        self.since = 0.0
 
     async def on_msg(self, msg: Msg) -> None:
+        if not self.msgs:
+            self.since = time.monotonic()
         self.msgs.append(msg)
         self.arrived.set()
 
     async def wait(self, timeout_s: float) -> None:
         await asyncio.sleep(0)  # let other consumers of the process run between batches
         if not self.msgs:
-            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that races the wake-up.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout_s):
-                    await self.arrived.wait()
+            await self._arrival(timeout_s)
         self.arrived.clear()
+
+    async def linger(self, until: float, enough: int) -> None:
+        """Wait until `enough` messages are waiting or the monotonic time `until` (whichever comes first)."""
+        while len(self.msgs) < enough:
+            left = until - time.monotonic()
+            if left <= 0:
+                return
+            self.arrived.clear()
+            await self._arrival(left)
+
+    async def _arrival(self, timeout_s: float) -> None:
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that races the wake-up.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self.arrived.wait()
+
+    def took(self) -> None:
+        """A batch was taken: what is left waits (at most one linger) for a batch of its own."""
+        self.since = time.monotonic() if self.msgs else 0.0
 
 
 async def _ensure_consumer(bus: Bus, spec: BatchConsumerSpec) -> None:
@@ -115,6 +139,27 @@ async def _ensure_consumer(bus: Bus, spec: BatchConsumerSpec) -> None:
         await bus.js.consumer_info(spec.stream, spec.durable)
     except NotFoundError:
         await bus.js.add_consumer(spec.stream, spec.config())
+
+
+async def _ack_all(batch: Sequence[Msg]) -> None:
+    """Acknowledge each message of the batch (explicitly, one ack per message) in one write.
+
+    msg.ack() is a full publish per message (subject checks, a protocol command, a flush signal): at thousands of
+    messages per batch that is a large share of a consumer's CPU. The same ack commands (an empty PUB to each
+    message's reply subject, exactly what msg.ack() sends) are joined into one pending write; the last message is
+    acknowledged through msg.ack(), which validates the connection and signals nats-py's flusher."""
+    client = batch[-1]._client
+    send = getattr(client, "_send_command", None)
+    if send is not None and len(batch) > 1 and client.is_connected:
+        head = batch[:-1]
+        if all(msg.reply and not msg._ackd for msg in head):
+            await send(b"".join([b"PUB %s 0\r\n\r\n" % msg.reply.encode() for msg in head]))
+            for msg in head:
+                msg._ackd = True
+            await batch[-1].ack()
+            return
+    for msg in batch:
+        await msg.ack()
 
 
 async def _handle_and_ack(handler: BatchHandler, batch: list[Msg], health: ConsumerHealth) -> None:
@@ -126,8 +171,7 @@ async def _handle_and_ack(handler: BatchHandler, batch: list[Msg], health: Consu
             with contextlib.suppress(Exception):
                 await msg.nak()
         raise
-    for msg in batch:
-        await msg.ack()
+    await _ack_all(batch)
     health.batches += 1
     health.messages += len(batch)
     health.last_acked_stream_sequence = max(health.last_acked_stream_sequence, batch[-1].metadata.sequence.stream)
@@ -200,6 +244,13 @@ async def consume_batches(bus: Bus, spec: BatchConsumerSpec, handler: BatchHandl
             reply = bus.nc.new_inbox()
             sub = await bus.nc.subscribe(reply, cb=inbox.on_msg, pending_msgs_limit=-1, pending_bytes_limit=-1)
             next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{spec.stream}.{spec.durable}"
+            request = json.dumps(
+                {
+                    "batch": spec.batch,
+                    "expires": int(spec.fetch_timeout_s * 1e9),
+                    "idle_heartbeat": int(spec.heartbeat_s * 1e9),
+                }
+            ).encode()
             health.phase = ConsumerPhase.RUNNING
             backoff = 0.2
             outstanding, expires_at, last_heard, silent_once = 0, 0.0, time.monotonic(), False
@@ -207,27 +258,31 @@ async def consume_batches(bus: Bus, spec: BatchConsumerSpec, handler: BatchHandl
                 _raise_if_cancel_requested()
                 now = time.monotonic()
                 if outstanding <= 0 or now >= expires_at:
-                    request = {
-                        "batch": spec.batch,
-                        "expires": int(spec.fetch_timeout_s * 1e9),
-                        "idle_heartbeat": int(spec.heartbeat_s * 1e9),
-                    }
-                    await bus.nc.publish(next_subject, json.dumps(request).encode(), reply=reply)
+                    await bus.nc.publish(next_subject, request, reply=reply)
                     outstanding, expires_at, last_heard = spec.batch, now + spec.fetch_timeout_s, now
                 await inbox.wait(min(spec.heartbeat_s, max(expires_at - time.monotonic(), 0.01)))
-                if spec.linger_s and 0 < len(inbox.msgs) < spec.batch:
-                    await asyncio.sleep(spec.linger_s)
                 batch: list[Msg] = []
                 await in_flight.reserve()
-                while inbox.msgs and len(batch) < spec.batch:
-                    msg = inbox.msgs.popleft()
+                if spec.linger_s and inbox.msgs:
+                    # Until the batch is full or the pull request delivered all it asked for (no more can come).
+                    await inbox.linger(inbox.since + spec.linger_s, min(spec.batch, max(outstanding, 1)))
+                msgs = inbox.msgs
+                if msgs:
                     last_heard, silent_once = time.monotonic(), False
-                    status = msg.headers.get(api.Header.STATUS) if msg.headers else None
+                while msgs and len(batch) < spec.batch:
+                    msg = msgs.popleft()
+                    status = msg.headers.get(_STATUS) if msg.headers else None
                     if status is None:
                         batch.append(msg)
                         outstanding -= 1
-                    elif status != api.StatusCode.CONTROL_MESSAGE:
+                    elif status != _CONTROL:
                         outstanding = 0  # 404/408/409: this pull request is over
+                inbox.took()
+                if batch and outstanding <= 0:
+                    # Ask for the next batch before this one is handled: the server sends it meanwhile.
+                    now = time.monotonic()
+                    await bus.nc.publish(next_subject, request, reply=reply)
+                    outstanding, expires_at, last_heard = spec.batch, now + spec.fetch_timeout_s, now
                 if batch:
                     in_flight.submit(_handle_and_ack(handler, batch, health))
                 else:
