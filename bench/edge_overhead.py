@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import typer
@@ -46,6 +46,9 @@ class Result:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    # Responses that were not OK, by gRPC status, and ghz's most frequent error messages.
+    not_ok: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
 
 
 def ghz_report(
@@ -101,6 +104,8 @@ def summarize(path: str, rate: str, report: dict) -> Result:  # type: ignore[typ
         p50_ms=round(latency.get(50, float("nan")), 3),
         p99_ms=round(latency.get(99, float("nan")), 3),
         max_ms=round(report["slowest"] / 1e6, 3),
+        not_ok={code: int(n) for code, n in codes.items() if code != "OK"},
+        errors=dict(sorted((report.get("errorDistribution") or {}).items(), key=lambda e: -e[1])[:3]),
     )
 
 

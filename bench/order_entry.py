@@ -251,7 +251,8 @@ def main(
         drains[f"fills@{rate}"] = asyncio.run(_drain(admin.account))
 
     table = Table(title=f"through the edge (Envoy + JWT + OPA) — {duration}s per cell, ghz -c {concurrency}")
-    for column in ("rpc", "rate (req/s)", "requests", "ok", "throughput (req/s)", "p50 ms", "p99 ms", "max ms"):
+    columns = ("rpc", "rate (req/s)", "requests", "ok", "not ok", "throughput (req/s)", "p50 ms", "p99 ms", "max ms")
+    for column in columns:
         table.add_column(column, justify="right")
     for r in acks:
         table.add_row(
@@ -259,6 +260,7 @@ def main(
             r.rate,
             str(r.requests),
             str(r.ok),
+            " ".join(f"{code} {n}" for code, n in r.not_ok.items()) or "-",
             f"{r.rps:.0f}",
             f"{r.p50_ms:.2f}",
             f"{r.p99_ms:.2f}",

@@ -200,9 +200,10 @@ def _ext_authz_filter(opts: EdgeOptions) -> dict[str, Any]:
             "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
             "transport_api_version": "V3",
             "grpc_service": {"envoy_grpc": {"cluster_name": "opa"}, "timeout": f"{opts.authz_timeout_s}s"},
-            # Fail closed: OPA down, slow or erroring means the call is denied.
+            # Fail closed: OPA down, slow or erroring means the call is refused. With 503 (gRPC UNAVAILABLE, which
+            # clients retry), not 403: PERMISSION_DENIED is for what the policy decided.
             "failure_mode_allow": False,
-            "status_on_error": {"code": 403},
+            "status_on_error": {"code": 503},
             "with_request_body": {
                 "max_request_bytes": opts.max_authz_body_bytes,
                 "allow_partial_message": True,
