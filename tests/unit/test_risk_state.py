@@ -4,7 +4,10 @@ idempotently; the limits TOML."""
 from __future__ import annotations
 
 import dataclasses
+from decimal import Decimal
 
+from hypothesis import given
+from hypothesis import strategies as st
 from trade.normalizer.v1 import events_pb2 as md_events_pb2
 from trade.oms.v1 import events_pb2 as oms_events_pb2
 from trade.pnl.v1 import events_pb2 as pnl_events_pb2
@@ -21,6 +24,7 @@ from services.risk.domain.model import (
     KillSwitchEvent,
     KillSwitchScope,
     LimitChange,
+    OpenExposure,
     PositionLimit,
     Side,
 )
@@ -169,3 +173,30 @@ def test_limits_file_compliance_section() -> None:
     assert config.compliance.account_restricted_symbols == {"acct-x": ("BTCUSDT",)}
     assert config.compliance.trading_windows["ETHUSDT"].weekdays == (1,)
     assert config.instruments == ()
+
+
+_ORDER_EVENTS = st.lists(
+    st.tuples(
+        st.sampled_from(["o1", "o2", "o3", "o4", "o5"]),
+        st.sampled_from(["BTCUSDT", "ETHUSDT"]),
+        st.sampled_from([Side.BUY, Side.SELL]),
+        st.decimals(min_value=0, max_value=1000, places=8),
+        st.booleans(),
+        st.integers(min_value=1, max_value=12),
+    ),
+    max_size=60,
+)
+
+
+@given(_ORDER_EVENTS, st.sampled_from(["", "o1", "o3"]))
+def test_open_exposure_kept_per_event_equals_the_one_computed_from_the_open_orders(
+    events: list[tuple[str, str, Side, Decimal, bool, int]], amend_order_id: str
+) -> None:
+    book = ExposureBook()
+    for order_id, symbol, side, leaves, is_open, version in events:
+        # One order keeps its account, symbol and side; only its state moves.
+        symbol, side = {"o1": ("BTCUSDT", Side.BUY), "o2": ("BTCUSDT", Side.SELL)}.get(order_id, (symbol, side))
+        book.apply_order(order_id, "a", symbol, side, leaves, is_open, version)
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        kept = book.open_exposure("a", symbol, amend_order_id)
+        assert kept == OpenExposure.of(book.open_orders("a"), symbol, amend_order_id)

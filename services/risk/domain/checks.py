@@ -12,7 +12,6 @@ quantity less what it already filled. An order that does not increase that worst
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -20,7 +19,7 @@ from services.risk.domain.model import (
     AccountLimits,
     InstrumentLimits,
     KillSwitch,
-    OpenOrder,
+    OpenExposure,
     OrderCheck,
     OrderType,
     Reason,
@@ -41,7 +40,7 @@ class CheckInputs:
     account: AccountLimits
     mid: Decimal | None
     position: Decimal
-    open_orders: Sequence[OpenOrder]
+    open: OpenExposure
     day_net_pnl: Decimal | None
     recent_orders: int
     kill_switch: KillSwitch | None
@@ -144,18 +143,15 @@ def _position(order: OrderCheck, inputs: CheckInputs, out: list[Violation]) -> N
         limit = inputs.instrument.max_position_quantity
     if limit is None:
         return
-    buys = sells = Decimal(0)
-    replaced: OpenOrder | None = None
-    for open_order in inputs.open_orders:
-        if open_order.symbol != order.symbol:
-            continue
-        if order.amend_order_id and open_order.order_id == order.amend_order_id:
-            replaced = open_order
-            continue
-        if open_order.side is Side.BUY:
-            buys += open_order.leaves_qty
+    buys, sells, replaced = inputs.open.buy_leaves, inputs.open.sell_leaves, inputs.open.replaced
+    if replaced is not None and replaced.symbol == order.symbol:
+        # The amended order counts as its new version below, not twice.
+        if replaced.side is Side.BUY:
+            buys -= replaced.leaves_qty
         else:
-            sells += open_order.leaves_qty
+            sells -= replaced.leaves_qty
+    else:
+        replaced = None
 
     def worst(extra_buy: Decimal, extra_sell: Decimal) -> Decimal:
         return max(abs(inputs.position + buys + extra_buy), abs(inputs.position - sells - extra_sell))
@@ -185,7 +181,7 @@ def _open_orders(order: OrderCheck, inputs: CheckInputs, out: list[Violation]) -
     cap = inputs.account.max_open_orders
     if not cap or order.amend_order_id:
         return
-    count = len(inputs.open_orders)
+    count = inputs.open.count
     if count + 1 > cap:
         out.append(
             Violation(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
@@ -169,6 +170,27 @@ class OpenOrder:
     side: Side
     leaves_qty: Decimal
     filled_qty: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class OpenExposure:
+    """An account's open orders as the checks read them: kept up to date per order event, so a check costs the
+    same with five open orders or fifty thousand."""
+
+    count: int = 0  # open orders of the account, every symbol
+    buy_leaves: Decimal = Decimal(0)  # open buy quantity in the checked symbol
+    sell_leaves: Decimal = Decimal(0)
+    replaced: OpenOrder | None = None  # the open order an amend replaces (counted in the leaves above)
+
+    @classmethod
+    def of(cls, orders: Sequence[OpenOrder], symbol: str, amend_order_id: str = "") -> OpenExposure:
+        """The same figures computed from a list of open orders."""
+        buys = sum((o.leaves_qty for o in orders if o.symbol == symbol and o.side is Side.BUY), Decimal(0))
+        sells = sum((o.leaves_qty for o in orders if o.symbol == symbol and o.side is Side.SELL), Decimal(0))
+        replaced = next((o for o in orders if amend_order_id and o.order_id == amend_order_id), None)
+        if replaced is not None and replaced.symbol != symbol:
+            replaced = None
+        return cls(len(orders), buys, sells, replaced)
 
 
 @dataclass(frozen=True)

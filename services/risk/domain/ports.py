@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Protocol
 
-from services.risk.domain.model import ComplianceInput, KillSwitchEvent, LimitChange, OpenOrder, Violation
+from services.risk.domain.model import ComplianceInput, KillSwitchEvent, LimitChange, OpenExposure, Violation
 
 
 class Clock(Protocol):
@@ -27,7 +27,7 @@ class ExposureSource(Protocol):
     """An account's net position per symbol and its open (working) orders."""
 
     def position(self, account_id: str, symbol: str) -> Decimal: ...
-    def open_orders(self, account_id: str) -> Sequence[OpenOrder]: ...
+    def open_exposure(self, account_id: str, symbol: str, amend_order_id: str) -> OpenExposure: ...
 
 
 class PnlSource(Protocol):

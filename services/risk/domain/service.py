@@ -86,7 +86,7 @@ class RiskService:
             account=self.limits.account(order.account_id),
             mid=mid,
             position=self.exposure.position(order.account_id, order.symbol),
-            open_orders=self.exposure.open_orders(order.account_id),
+            open=self.exposure.open_exposure(order.account_id, order.symbol, order.amend_order_id),
             day_net_pnl=self.pnl.day_net_pnl(order.account_id, now),
             recent_orders=self.rate.count(order.account_id, now),
             kill_switch=self.kill_switches.halted(order.account_id),

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from services.risk.domain.model import OpenOrder, Side
+from services.risk.domain.model import OpenExposure, OpenOrder, Side
 
 _ZERO = Decimal(0)
 
@@ -59,6 +59,8 @@ class ExposureBook:
         self._fill_ids: set[str] = set()
         self._orders: dict[str, _Order] = {}
         self._open_by_account: dict[str, dict[str, OpenOrder]] = {}
+        # Open leaves and open-order count per (account, symbol, side), kept with every order event.
+        self._leaves: dict[tuple[str, str, Side], tuple[int, Decimal]] = {}
 
     def apply_fill(self, fill_id: str, account_id: str, symbol: str, side: Side, quantity: Decimal) -> bool:
         if fill_id in self._fill_ids:
@@ -89,17 +91,38 @@ class ExposureBook:
             return False
         self._orders[order_id] = _Order(account_id, symbol, side, leaves_qty, version, is_open, filled_qty)
         open_orders = self._open_by_account.setdefault(account_id, {})
+        previous = open_orders.pop(order_id, None)
+        if previous is not None:
+            self._add_leaves(previous, -1)
         if is_open and leaves_qty > 0:
-            open_orders[order_id] = OpenOrder(order_id, account_id, symbol, side, leaves_qty, filled_qty)
-        else:
-            open_orders.pop(order_id, None)
+            now_open = OpenOrder(order_id, account_id, symbol, side, leaves_qty, filled_qty)
+            open_orders[order_id] = now_open
+            self._add_leaves(now_open, 1)
         return True
+
+    def _add_leaves(self, order: OpenOrder, sign: int) -> None:
+        key = (order.account_id, order.symbol, order.side)
+        count, leaves = self._leaves.get(key, (0, _ZERO))
+        count += sign
+        # Back to exactly zero when nothing is open: no rounding can accumulate across order lifetimes.
+        self._leaves[key] = (count, leaves + sign * order.leaves_qty if count else _ZERO)
 
     def position(self, account_id: str, symbol: str) -> Decimal:
         return self._positions.get((account_id, symbol), _ZERO)
 
     def open_orders(self, account_id: str) -> Sequence[OpenOrder]:
         return list(self._open_by_account.get(account_id, {}).values())
+
+    def open_exposure(self, account_id: str, symbol: str, amend_order_id: str = "") -> OpenExposure:
+        """What the checks need of the account's open orders, without walking them."""
+        open_orders = self._open_by_account.get(account_id, {})
+        replaced = open_orders.get(amend_order_id) if amend_order_id else None
+        return OpenExposure(
+            len(open_orders),
+            self._leaves.get((account_id, symbol, Side.BUY), (0, _ZERO))[1],
+            self._leaves.get((account_id, symbol, Side.SELL), (0, _ZERO))[1],
+            replaced if replaced is not None and replaced.symbol == symbol else None,
+        )
 
 
 def trading_day(now_ns: int) -> str:
