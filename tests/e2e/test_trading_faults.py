@@ -1,6 +1,7 @@
-"""Faults in the middle of an order burst through the edge: kill -9 of the OMS, a NATS restart. Clients retry
-with the same client order ids (the contract); afterwards every order exists exactly once, every fill exactly once,
-order quantities agree with their fills and positions agree with a recomputation from the fill log."""
+"""Faults in the middle of an order burst through the edge: kill -9 of the OMS or the live-gateway, a NATS
+restart. Clients retry with the same client order ids (the contract); afterwards every order exists exactly once,
+every fill exactly once, order quantities agree with their fills and positions agree with a recomputation from the
+fill log."""
 
 from __future__ import annotations
 
@@ -14,12 +15,15 @@ from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 
 import grpc
+import nats
 import pytest
+from trade.live_gateway.v1 import events_pb2 as exec_pb2
 from trade.oms.v1 import oms_pb2
 from trade.ptrc.v1 import ptrc_pb2, ptrc_pb2_grpc
 from trade.type.v1 import fill_pb2, order_pb2
 
 from mesh import control
+from services.runtime.settings import infra_url
 from tests.support.mesh import wait_feed_flowing
 from tests.support.trading import TraderClient, marketable_limit
 
@@ -141,6 +145,35 @@ async def test_kill_9_of_the_oms_mid_burst_loses_and_doubles_nothing(admin: Trad
     cids = await _burst(admin, kill_oms)
     await asyncio.to_thread(_wait_ready, "oms")
     await _check_books(admin, cids)
+
+
+async def _stored(stream: str, subject: str) -> list[bytes]:
+    nc = await nats.connect(infra_url("nats", "nats"))
+    try:
+        sub = await nc.jetstream().subscribe(subject, stream=stream, ordered_consumer=True)
+        out: list[bytes] = []
+        while True:
+            try:
+                out.append((await sub.next_msg(timeout=1.0)).data)
+            except nats.errors.TimeoutError:
+                return out
+    finally:
+        await nc.close()
+
+
+async def test_kill_9_of_the_live_gateway_mid_burst_stores_every_fill_and_report_once(admin: TraderClient) -> None:
+    def kill_gateway() -> None:
+        os.kill(control.pid("live_gateway"), signal.SIGKILL)
+
+    cids = await _burst(admin, kill_gateway)
+    await asyncio.to_thread(_wait_ready, "live_gateway")
+    await _check_books(admin, cids)
+    # The restarted gateway replays from its last resume point: JetStream must have kept one copy of each.
+    fills = [fill_pb2.Fill.FromString(d) for d in await _stored("FILLS", f"fills.{admin.account}.>")]
+    assert len({f.fill_id for f in fills}) == len(fills)
+    assert {f.fill_id for f in fills} == {f.fill_id for f in await _all_fills(admin)}
+    reports = [exec_pb2.ExecutionReport.FromString(d) for d in await _stored("EXEC", f"exec.*.{admin.account}")]
+    assert len({r.report_id for r in reports}) == len(reports)
 
 
 async def test_a_nats_restart_mid_burst_loses_and_doubles_nothing(admin: TraderClient) -> None:
