@@ -77,6 +77,34 @@ async def test_publishing_the_same_message_id_twice_stores_it_once(bus: Bus) -> 
     await bus.js.delete_stream(spec.name)
 
 
+async def test_sent_messages_are_stored_in_send_order_with_their_acks_awaited_later(bus: Bus) -> None:
+    spec = _spec()
+    await bus.ensure_streams([spec])
+    subject = spec.subjects[0].replace(">", "report")
+    acks = [await bus.send(subject, f"r-{i}".encode(), msg_id=f"r-{i}") for i in range(200)]
+    acks.append(await bus.send(subject, b"r-7", msg_id="r-7"))  # a retry of one already sent
+    stored = await asyncio.gather(*acks)
+    assert [a.seq for a in stored[:200]] == list(range(1, 201))
+    assert stored[200].duplicate and stored[200].seq == 8
+    first = await bus.js.get_msg(spec.name, 1)
+    last = await bus.js.get_msg(spec.name, 200)
+    assert (first.data, last.data) == (b"r-0", b"r-199")
+    await bus.js.delete_stream(spec.name)
+
+
+async def test_a_sent_message_whose_ack_never_comes_times_out(bus: Bus) -> None:
+    subject = f"nostore.{uuid.uuid4().hex}"
+    silent = await bus.nc.subscribe(subject)  # receives it and never answers: no stream, no ack
+    try:
+        ack = await bus.send(subject, b"x", timeout_s=0.3)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await ack
+        assert time.monotonic() - started < 2
+    finally:
+        await silent.unsubscribe()
+
+
 async def test_declared_streams_are_file_backed_with_the_dedup_window(bus: Bus) -> None:
     spec = _spec()
     await bus.ensure_streams([spec])
