@@ -6,8 +6,12 @@ For each fixed input rate (ticks/s, all bench symbols together), each subscriber
 one run:
 
 - a generator process publishes canonical ``MarketDataEvent`` trades to ``md.trade.BENCH<k>USDT`` (JetStream MD,
-  Nats-Msg-Id = event_id, pipelined ``publish_async``), paced at the rate, the publish wall clock stamped in
-  ``publish_time_ns`` and in the trade's ``event_time_ns`` / ``receive_time_ns`` (what a client sees);
+  Nats-Msg-Id = event_id, pipelined async publish with at most 2000 acks in flight), paced at the rate, the publish
+  wall clock stamped in ``publish_time_ns`` and in the trade's ``event_time_ns`` / ``receive_time_ns`` (what a client
+  sees). ``--generator go`` (default): ``fanout-client publish``, the same Go binary as the subscribers
+  (bench/fanout_client/publish.go, nats.go), publishing byte for byte the messages of the Python generator at a
+  fraction of its CPU; ``--generator python`` (also the fallback when the binary can't be built): a Python process
+  (nats-py ``publish_async``), which on a 2-core box needs ~30 % of a core at 5k/s and falls short of the rate;
 - the subscribers hold the N ``StreamTrades`` streams (one connection per stream, viewer token, through Envoy + JWT
   + OPA) and count the trades of the cell, the latency ``receive wall clock - event_time_ns``, sequence gaps and
   the dropped/conflated counters of the stream heartbeats. ``--client go`` (default): one Go process
@@ -18,11 +22,13 @@ one run:
 
 Trades are never conflated (a lagging stream drops the oldest), so every update is counted. Delivered/s is the
 trades received by all subscribers over [first publish, last receive]. CPU% (of one core) of the mesh processes
-over each cell is read from /proc. Prints a table and writes JSON to bench/results/marketdata_fanout.json.
+and of the Go generator over each cell is read from /proc (the Python generator reports its own process time). The
+table title and every cell of the JSON say which generator published. Prints a table and writes JSON to
+bench/results/marketdata_fanout.json.
 
     .venv/bin/python -m bench.marketdata_fanout [--rates 1000,5000] [--subscribers 1,10,100] [--duration 6]
-        [--client go|python|both] [--procs 2] [--publish js|core] [--kind trade|quote] [--batches 0,500]
-        [--window-ms 5] [--source mesh|hub]
+        [--client go|python|both] [--generator go|python] [--procs 2] [--publish js|core] [--kind trade|quote]
+        [--batches 0,500] [--window-ms 5] [--source mesh|hub]
 
 ``--source hub`` measures marketdata's fan-out alone: its hub + servicer run in a bench process fed in-process at
 the rate (no NATS store, no Envoy; clients connect directly) -> bench/results/marketdata_fanout_hub.json.
@@ -45,6 +51,7 @@ also consume them (BENCH<k>USDT rows land in QuestDB's trades table).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -434,14 +441,14 @@ def subscriber_proc(
 
 def build_go_client(console: Console) -> Path | None:
     """Build bench/fanout_client into .cache/bin when missing or older than its sources; None when it can't."""
-    sources = [GO_CLIENT_SRC / name for name in ("main.go", "go.mod", "go.sum")]
+    sources = [*GO_CLIENT_SRC.glob("*.go"), GO_CLIENT_SRC / "go.mod", GO_CLIENT_SRC / "go.sum"]
     if GO_CLIENT_BIN.exists() and all(
         src.stat().st_mtime <= GO_CLIENT_BIN.stat().st_mtime for src in sources if src.exists()
     ):
         return GO_CLIENT_BIN
     go = shutil.which("go")
     if go is None:
-        console.print("[yellow]no `go` on PATH: cannot build the Go subscriber[/yellow]")
+        console.print("[yellow]no `go` on PATH: cannot build the Go client[/yellow]")
         return None
     cache = ROOT / ".cache" / "go"
     env = {
@@ -462,7 +469,7 @@ def build_go_client(console: Console) -> Path | None:
         check=False,
     )
     if done.returncode != 0:
-        console.print(f"[yellow]go build of the Go subscriber failed:[/yellow]\n{done.stderr[-2000:]}")
+        console.print(f"[yellow]go build of the Go client failed:[/yellow]\n{done.stderr[-2000:]}")
         return None
     return GO_CLIENT_BIN
 
@@ -539,6 +546,81 @@ class GoSubscribers:
             self.proc.wait(timeout=10)
 
 
+class GoGenerator:
+    """`fanout-client publish`: the Go twin of _generate (same messages, pacing and result keys), see publish.go.
+
+    After its result line the process idles until stdin closes, so its CPU ticks can still be read from /proc.
+    """
+
+    def __init__(
+        self,
+        binary: Path,
+        nats_url: str,
+        symbols: list[str],
+        rate: int,
+        duration: float,
+        base: int,
+        mode: str,
+        kind: str,
+    ) -> None:
+        self.duration = duration
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.proc = subprocess.Popen(
+            [str(binary), "publish"], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        config = {
+            "nats_url": nats_url,
+            "symbols": symbols,
+            "rate": rate,
+            "duration": duration,
+            "base": base,
+            "mode": mode,
+            "kind": kind,
+            "descriptors": str(DESCRIPTORS),
+            "max_pending": 2000,
+            "stall_wait_s": 1.0,
+            "ack_wait_s": 15.0,
+        }
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(config) + "\n")
+        self.proc.stdin.flush()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put("exited")
+
+    def result(self) -> tuple[dict[str, Any], float]:
+        """The generator's result and the CPU seconds of its whole process (from /proc, like the mesh's)."""
+        deadline = time.monotonic() + self.duration + 60
+        while (line := self.lines.get(timeout=max(0.1, deadline - time.monotonic()))) != "exited":
+            word, _, rest = line.partition(" ")
+            if word == "result":
+                result: dict[str, Any] = json.loads(rest)
+                for key in ("ack_p50_ms", "ack_p99_ms"):
+                    if result[key] is None:
+                        result[key] = float("nan")
+                ticks = _cpu_ticks({"gen": self.proc.pid}).get("gen")
+                cpu_s = ticks / CLK_TCK if ticks is not None else float(result["cpu_s"])
+                self.close()
+                return result, cpu_s
+        self.proc.wait(timeout=10)
+        raise RuntimeError(f"fanout-client publish exited with {self.proc.returncode} and no result")
+
+    def close(self) -> None:
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            with contextlib.suppress(BrokenPipeError):
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
 # ---------------------------------------------------------------------------------------------- orchestration
 
 
@@ -602,6 +684,7 @@ def _percentile_ms(hist: np.ndarray[Any, Any], q: float) -> float:
 @dataclass
 class Cell:
     client: str
+    generator: str
     input_rate: int
     max_batch: int
     batch_window_ms: int
@@ -642,8 +725,10 @@ def run_cell(
     batch: tuple[int, int],
     source: str,
     go_client: Path | None,
+    go_generator: Path | None,
 ) -> Cell:
-    """One cell; go_client (the built fanout-client) holds the streams, or Python processes when it is None."""
+    """One cell; go_client (the built fanout-client) holds the streams, or Python processes when it is None;
+    go_generator (the same binary) publishes, or a Python generator process when it is None (--source mesh)."""
     base = time.time_ns() // 1000  # per-cell sequences: unique event ids, and late trades of a cell are ignored
     nprocs = 1 if go_client is not None else max(1, min(procs, subs))
     shares = [subs // nprocs + (1 if i < subs % nprocs else 0) for i in range(nprocs)]
@@ -687,9 +772,17 @@ def run_cell(
         if any(s != "ready" for s in states):
             raise RuntimeError(f"subscribers not ready: {states}")
         cpu0, box0, t0 = _cpu_ticks(pids), _box_cpu(), time.monotonic()
+        gen_cpu_s: float | None = None  # the Go generator's CPU from /proc; else the generator reports it
         if hub is not None:
             go.set()
             g = gen_out.get(timeout=duration + 60)
+        elif go_generator is not None:
+            nats_url = infra_url("nats", "nats")
+            go_gen = GoGenerator(go_generator, nats_url, symbols, rate, duration, base, mode, kind)
+            try:
+                g, gen_cpu_s = go_gen.result()
+            finally:
+                go_gen.close()
         else:
             gen = ctx.Process(
                 target=generator_proc,
@@ -728,12 +821,13 @@ def run_cell(
     wall = t1 - t0
     cpu_pct = {k: round(100 * (cpu1[k] - cpu0.get(k, cpu1[k])) / CLK_TCK / wall, 1) for k in cpu1}
     cpu_pct["bench_clients"] = round(100 * sum(float(r["cpu_s"]) for r in results) / wall, 1)
-    cpu_pct["bench_generator"] = round(100 * float(g["cpu_s"]) / wall, 1)
+    cpu_pct["bench_generator"] = round(100 * (gen_cpu_s if gen_cpu_s is not None else float(g["cpu_s"])) / wall, 1)
     box = [b - a for a, b in zip(box0, box1, strict=True)]
     cpu_pct["box_busy_of_all_cores"] = round(100 * (sum(box) - box[3] - box[4]) / max(1, sum(box)), 1)
     cpu_pct["box_iowait_of_all_cores"] = round(100 * box[4] / max(1, sum(box)), 1)
     return Cell(
         client="go" if go_client is not None else "python",
+        generator="in-process" if hub is not None else "go" if go_generator is not None else "python",
         input_rate=rate,
         max_batch=batch[0],
         batch_window_ms=batch[1],
@@ -787,6 +881,11 @@ def main(
         help="mesh: publish to JetStream MD, stream through Envoy from the mesh's marketdata; hub: fan-out only "
         "(marketdata's hub + servicer in a bench process fed in-process at the rate, clients connect directly)",
     ),
+    generator: str = typer.Option(
+        "go",
+        help="--source mesh publisher: go = `fanout-client publish` (falls back to python when it can't be built); "
+        "python = a Python process (asyncio nats-py)",
+    ),
 ) -> None:
     if kind not in ("trade", "quote"):
         raise typer.BadParameter("--kind must be trade or quote")
@@ -796,8 +895,16 @@ def main(
         raise typer.BadParameter("--publish must be js or core")
     if client not in ("go", "python", "both"):
         raise typer.BadParameter("--client must be go, python or both")
+    if generator not in ("go", "python"):
+        raise typer.BadParameter("--generator must be go or python")
     console = Console(width=240)
-    go_client = build_go_client(console) if client in ("go", "both") else None
+    go_generator = generator == "go" and source == "mesh"
+    go_binary = build_go_client(console) if client in ("go", "both") or go_generator else None
+    go_client = go_binary if client in ("go", "both") else None
+    gen_binary = go_binary if go_generator else None
+    if go_generator and gen_binary is None:
+        console.print("[yellow]the Go generator is unavailable: publishing with the Python generator[/yellow]")
+    gen_name = "in-process" if source == "hub" else "go" if gen_binary is not None else "python"
     clients: list[Path | None] = [go_client] if client == "go" else [None] if client == "python" else [go_client, None]
     if client != "python" and go_client is None:
         console.print("[yellow]the Go subscriber is unavailable: running the Python subscribers only[/yellow]")
@@ -823,7 +930,22 @@ def main(
                     who = "go client" if go is not None else "python clients"
                     console.print(f"[dim]cell: {rate} ticks/s in, {subs} subscribers, {label}, {who} ...[/dim]")
                     cells.append(
-                        run_cell(ctx, token, names, rate, subs, procs, duration, pids, publish, kind, batch, source, go)
+                        run_cell(
+                            ctx,
+                            token,
+                            names,
+                            rate,
+                            subs,
+                            procs,
+                            duration,
+                            pids,
+                            publish,
+                            kind,
+                            batch,
+                            source,
+                            go,
+                            gen_binary,
+                        )
                     )
     cores = os.cpu_count() or 0
     title = (
@@ -834,7 +956,12 @@ def main(
         )
         + f" — {duration:g}s/cell, {symbols} symbols, "
         f"{cores} cores shared with the whole mesh ({baseline_busy:g}% busy before the run); "
-        "1 generator process + subscribers: "
+        + {
+            "go": f"generator: 1 Go process ({GO_CLIENT_BIN.relative_to(ROOT)} publish)",
+            "python": "generator: 1 Python process",
+            "in-process": "generator: in marketdata's process",
+        }[gen_name]
+        + "; subscribers: "
         + " / ".join(
             f"1 Go process ({GO_CLIENT_BIN.relative_to(ROOT)})" if go is not None else f"up to {procs} Python processes"
             for go in clients
@@ -911,10 +1038,13 @@ def main(
                 "machine": platform.machine(),
                 "subscriber_procs_max": procs,
                 "clients": ["go" if go is not None else "python" for go in clients],
+                "generator": gen_name,
                 "edge": EDGE,
                 "latency": "client receive wall clock - trade.event_time_ns (= publish wall clock at the generator)",
                 "delivered_per_s": "trades received by all subscribers / (last receive - first publish)",
-                "cpu_pct": "percent of one core over the cell (subscriber start to drain end), from /proc",
+                "cpu_pct": "percent of one core over the cell (subscriber start to drain end), from /proc; "
+                "bench_generator: the Go generator's whole process from /proc, the Python generator's own process "
+                "time of its publish loop",
                 "targets": {"delivered_per_s_100_subs_at_5k": 200_000, "p99_ms_at_5k": 20},
                 "cells": [asdict(c) for c in cells],
             },

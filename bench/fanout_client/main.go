@@ -1,6 +1,6 @@
 // Command fanout-client holds N marketdata StreamTrades/StreamQuotes streams through the edge and measures what
 // they receive: the Go subscriber of bench/marketdata_fanout.py, so the bench measures the server rather than
-// Python clients.
+// Python clients. `fanout-client publish` is the bench's load generator instead (see publish.go).
 //
 // Protocol (driven by the orchestrator, one JSON or text line each):
 //
@@ -365,7 +365,13 @@ func defaultEdges() []float64 {
 }
 
 func main() {
-	if err := run(); err != nil {
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "publish" {
+		err = runPublish()
+	} else {
+		err = run()
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "fanout-client:", err)
 		os.Exit(1)
 	}
