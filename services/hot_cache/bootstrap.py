@@ -34,6 +34,7 @@ def consumer_specs(settings: HotCacheSettings) -> list[BatchConsumerSpec]:
             durable=f"{settings.durable_prefix}-{kind}",
             filter_subject=subject,
             batch=settings.batch_size,
+            linger_s=settings.linger_s,
             deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT,
         )
         for kind, subject in subjects

@@ -279,7 +279,10 @@ async def test_pov_parent_follows_public_trades_of_its_symbol(case: Case) -> Non
                 algo=exeq_events_pb2.EXECUTION_ALGO_POV,
                 params=exeq_events_pb2.AlgoParams(participation_rate=decimal_pb2.Decimal(value="0.25")),
             )
+            assert case.symbol not in exeq.trades.symbols
             parent = (await stub.SubmitParentOrder(request, timeout=5)).parent_order
+            # Only the symbols of working POV parents are subscribed to: this one now, not other symbols' trades.
+            await eventually(lambda: exeq.trades.symbols == {case.symbol}, what="trades of the POV symbol subscribed")
             for seq, qty in enumerate(["1", "0.2", "100"], start=1):
                 trade = md_events_pb2.MarketDataEvent(
                     event_id=f"trade:{case.symbol}:{seq}",

@@ -414,6 +414,23 @@ async def test_pov_trades_a_share_of_the_market_volume_after_its_start() -> None
     assert not h.engine.wants_trades("BTCUSDT")
 
 
+async def test_pov_symbol_watchers_hear_when_a_symbol_gains_its_first_and_loses_its_last_pov_parent() -> None:
+    h = Harness()
+    heard: list[frozenset[str]] = []
+    h.engine.watch_pov_symbols(heard.append)
+    await h.submit(algo=Algo.TWAP, client_order_id="twap-1", params=AlgoParams(duration_ns=5 * S))
+    assert heard == []  # only POV parents need public trades
+    pov = AlgoParams(participation_rate=Decimal("0.1"))
+    first = await h.submit(algo=Algo.POV, client_order_id="pov-1", params=pov)
+    second = await h.submit(algo=Algo.POV, client_order_id="pov-2", params=pov)
+    assert heard == [frozenset({"BTCUSDT"})]  # the second parent of the same symbol changes nothing
+    await h.engine.cancel("ACC-1", first.parent_order_id)
+    assert heard == [frozenset({"BTCUSDT"})] and h.engine.pov_symbols() == {"BTCUSDT"}
+    await h.engine.cancel("ACC-1", second.parent_order_id)
+    assert heard == [frozenset({"BTCUSDT"}), frozenset()]
+    assert h.engine.pov_symbols() == frozenset()
+
+
 async def test_pov_with_a_duration_expires_at_its_end_time_once_its_children_are_done() -> None:
     h = Harness()
     parent = await h.submit(algo=Algo.POV, params=AlgoParams(duration_ns=5 * S, participation_rate=Decimal("0.5")))

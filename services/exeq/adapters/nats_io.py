@@ -146,16 +146,56 @@ async def load_parents(bus: Bus, stream: str, subject_filter: str, batch: int = 
 
 
 class MarketTradeFeed:
-    """Public trades for POV parents (core NATS <prefix>.<symbol>); only symbols with a working POV are decoded."""
+    """Public trades for POV parents: a core NATS subscription to <prefix>.<symbol> for each symbol a working POV
+    parent needs, opened and closed as the engine's POV symbols change (the trades of other symbols never reach
+    this process)."""
 
     def __init__(self, bus: Bus, prefix: str, engine: ExecutionEngine) -> None:
         self._bus = bus
         self._prefix = prefix
         self._engine = engine
-        self._sub: Subscription | None = None
+        self._subs: dict[str, Subscription] = {}
+        self._wanted: frozenset[str] = frozenset()
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def symbols(self) -> frozenset[str]:
+        """The symbols subscribed to now."""
+        return frozenset(self._subs)
 
     async def start(self) -> None:
-        self._sub = await self._bus.nc.subscribe(f"{self._prefix}.>", cb=self._on_msg)
+        self._engine.watch_pov_symbols(self._want)
+        self._want(self._engine.pov_symbols())
+        await self._sync()
+        self._task = asyncio.create_task(self._follow(), name="exeq:market-trades")
+
+    def _want(self, symbols: frozenset[str]) -> None:
+        self._wanted = symbols
+        self._changed.set()
+
+    async def _follow(self) -> None:
+        while True:
+            await self._changed.wait()
+            try:
+                await self._sync()
+            except Exception as exc:  # the connection is down: nats-py re-subscribes what exists; retry the rest
+                log.warning("exeq.market_trades_sync_failed", error=repr(exc))
+                await asyncio.sleep(0.5)
+                self._changed.set()
+
+    async def _sync(self) -> None:
+        self._changed.clear()
+        wanted = self._wanted
+        for symbol in [s for s in self._subs if s not in wanted]:
+            sub = self._subs.pop(symbol)
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        for symbol in sorted(wanted - self._subs.keys()):
+            if not symbol or any(c in symbol for c in ".*> \t"):
+                log.warning("exeq.market_trades_bad_symbol", symbol=symbol)
+                continue
+            self._subs[symbol] = await self._bus.nc.subscribe(f"{self._prefix}.{symbol}", cb=self._on_msg)
 
     async def _on_msg(self, msg: Msg) -> None:
         symbol = msg.subject.rsplit(".", 1)[-1]
@@ -171,10 +211,15 @@ class MarketTradeFeed:
             self._engine.on_market_trade(symbol, quantity, trade.event_time_ns)
 
     async def stop(self) -> None:
-        if self._sub is not None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for sub in self._subs.values():
             with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
-            self._sub = None
+                await sub.unsubscribe()
+        self._subs.clear()
 
 
 async def subscribe_parent_events(

@@ -117,6 +117,7 @@ class ExecutionEngine:
         self._runtimes: dict[str, _Runtime] = {}
         self._publish_locks: dict[str, asyncio.Lock] = {}
         self._pov_symbols: dict[str, set[str]] = {}
+        self._pov_watchers: list[Callable[[frozenset[str]], None]] = []
 
     # --- queries -------------------------------------------------------------------------------------------
 
@@ -271,6 +272,14 @@ class ExecutionEngine:
     def wants_trades(self, symbol: str) -> bool:
         return bool(self._pov_symbols.get(symbol))
 
+    def pov_symbols(self) -> frozenset[str]:
+        """The symbols whose public trades a working POV parent needs now."""
+        return frozenset(symbol for symbol, parents in self._pov_symbols.items() if parents)
+
+    def watch_pov_symbols(self, watcher: Callable[[frozenset[str]], None]) -> None:
+        """Call `watcher` with the new set whenever a symbol gains its first or loses its last POV parent."""
+        self._pov_watchers.append(watcher)
+
     def on_market_trade(self, symbol: str, quantity: Decimal, event_time_ns: int) -> None:
         """A public trade: POV parents of the symbol count it once they started."""
         for parent_id in self._pov_symbols.get(symbol, ()):
@@ -309,12 +318,31 @@ class ExecutionEngine:
         self._parents[parent.parent_order_id] = parent
         self._by_client[(parent.account_id, parent.client_order_id)] = parent.parent_order_id
         if parent.algo == Algo.POV and not parent.status.terminal:
-            self._pov_symbols.setdefault(parent.symbol, set()).add(parent.parent_order_id)
+            self._pov_add(parent)
 
     def _unregister(self, parent: ParentOrder) -> None:
         self._parents.pop(parent.parent_order_id, None)
         self._by_client.pop((parent.account_id, parent.client_order_id), None)
-        self._pov_symbols.get(parent.symbol, set()).discard(parent.parent_order_id)
+        self._pov_discard(parent)
+
+    def _pov_add(self, parent: ParentOrder) -> None:
+        parents = self._pov_symbols.setdefault(parent.symbol, set())
+        parents.add(parent.parent_order_id)
+        if len(parents) == 1:
+            self._pov_changed()
+
+    def _pov_discard(self, parent: ParentOrder) -> None:
+        parents = self._pov_symbols.get(parent.symbol)
+        if parents and parent.parent_order_id in parents:
+            parents.discard(parent.parent_order_id)
+            if not parents:
+                self._pov_changed()
+
+    def _pov_changed(self) -> None:
+        if self._pov_watchers:
+            symbols = self.pov_symbols()
+            for watcher in self._pov_watchers:
+                watcher(symbols)
 
     def _adopt_children(self, parent: ParentOrder, children: list[ChildOrder]) -> None:
         known = {c.client_order_id: c for c in parent.children}
@@ -368,7 +396,7 @@ class ExecutionEngine:
         if reason:
             parent.reason, parent.reason_message = reason, message
         if status.terminal:
-            self._pov_symbols.get(parent.symbol, set()).discard(parent.parent_order_id)
+            self._pov_discard(parent)
         if status.terminal or status == ParentStatus.CANCELING:
             self._interrupt(parent)
         await self._emit(parent, EventType.STATUS_CHANGED)
