@@ -95,7 +95,9 @@ class RiskService:
         if not violations:
             self.rate.record(order.account_id, now)
         result = CheckResult(self.ids.new_id(), now, tuple(violations), mid)
-        log.info(
+        # Approvals are durable in the OMS's ORDERS journal (the accepted order carries the check id); rejections
+        # stay at info. An info line per approval was 8 % of risk's CPU at 60 orders/s.
+        (log.debug if result.approved else log.info)(
             "risk.check",
             check_id=result.check_id,
             account_id=order.account_id,
