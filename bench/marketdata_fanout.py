@@ -5,13 +5,16 @@ For each fixed input rate (ticks/s, all bench symbols together), each subscriber
 ``batch_window_ms``, so marketdata encodes each batch once for all streams of the same filter), side by side in
 one run:
 
-- a generator process publishes canonical ``MarketDataEvent`` trades to ``md.trade.BENCH<k>USDT`` (JetStream MD,
-  Nats-Msg-Id = event_id, pipelined async publish with at most 2000 acks in flight), paced at the rate, the publish
-  wall clock stamped in ``publish_time_ns`` and in the trade's ``event_time_ns`` / ``receive_time_ns`` (what a client
-  sees). ``--generator go`` (default): ``fanout-client publish``, the same Go binary as the subscribers
-  (bench/fanout_client/publish.go, nats.go), publishing byte for byte the messages of the Python generator at a
-  fraction of its CPU; ``--generator python`` (also the fallback when the binary can't be built): a Python process
-  (nats-py ``publish_async``), which on a 2-core box needs ~30 % of a core at 5k/s and falls short of the rate;
+- a generator process publishes canonical trades to ``md.trade.BENCH<k>USDT`` (JetStream MD, ``MarketDataBatch``
+  messages as the normalizer publishes them, pipelined async publish with at most 2000 acks in flight), paced at the
+  rate: every ``--coalesce-ms`` (default 5) the ticks due since its last send go out grouped per symbol, as the
+  normalizer groups the events of a fetch batch per subject. Each tick is stamped with the wall clock at which it was
+  due, in ``publish_time_ns`` and in the trade's ``event_time_ns`` / ``receive_time_ns`` (what a client sees), so the
+  wait to be grouped counts as latency; ``--coalesce-ms 0`` sends one tick per message. ``--generator go``
+  (default): ``fanout-client publish``, the same Go binary as the subscribers (bench/fanout_client/publish.go,
+  nats.go), publishing byte for byte the messages of the Python generator at a fraction of its CPU;
+  ``--generator python`` (also the fallback when the binary can't be built): a Python process (nats-py
+  ``publish_async``), which on a 2-core box needs ~30 % of a core at 5k/s one tick per message;
 - the subscribers hold the N ``StreamTrades`` streams (one connection per stream, viewer token, through Envoy + JWT
   + OPA) and count the trades of the cell, the latency ``receive wall clock - event_time_ns``, sequence gaps and
   the dropped/conflated counters of the stream heartbeats. ``--client go`` (default): one Go process
@@ -62,6 +65,8 @@ import subprocess
 import threading
 import time
 from array import array
+from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.queues import Queue as MpQueue
@@ -137,14 +142,34 @@ def _update(kind: str, symbol: str, seq: int, now_ns: int) -> market_data_pb2.Qu
     )
 
 
-def _event(kind: str, symbol: str, seq: int, now_ns: int) -> bytes:
+def _event(kind: str, symbol: str, seq: int, now_ns: int) -> events_pb2.MarketDataEvent:
     update = _update(kind, symbol, seq, now_ns)
     event = events_pb2.MarketDataEvent(event_id=f"{kind}:{symbol}:{seq}", publish_time_ns=now_ns)
     if isinstance(update, market_data_pb2.Quote):
         event.quote.CopyFrom(update)
     else:
         event.trade.CopyFrom(update)
-    return event.SerializeToString()
+    return event
+
+
+def _batch(events: list[events_pb2.MarketDataEvent]) -> bytes:
+    return events_pb2.MarketDataBatch(events=events).SerializeToString()
+
+
+def _messages(
+    kind: str, symbols: list[str], base: int, first: int, due: int, stamp: Callable[[int], int]
+) -> list[tuple[str, bytes, str, int]]:
+    """The ticks [first, due) grouped per symbol, as the normalizer groups a batch: (subject, MarketDataBatch,
+    Nats-Msg-Id, ticks) per symbol, symbols in the order of their first tick."""
+    n = len(symbols)
+    groups: dict[int, list[events_pb2.MarketDataEvent]] = {}
+    for i in range(first, due):
+        groups.setdefault(i % n, []).append(_event(kind, symbols[i % n], base + i // n + 1, stamp(i)))
+    out = []
+    for k, events in groups.items():
+        symbol, seq = symbols[k], events[0].trade.sequence or events[0].quote.sequence
+        out.append((f"md.{kind}.{symbol}", _batch(events), f"{kind}:{symbol}:{seq}+{len(events)}", len(events)))
+    return out
 
 
 def _ack_timer(into: array[int]) -> Any:
@@ -158,48 +183,60 @@ def _ack_timer(into: array[int]) -> Any:
 
 
 async def _generate(
-    nats_url: str, symbols: list[str], rate: int, duration: float, base: int, mode: str, kind: str
+    nats_url: str, symbols: list[str], rate: int, duration: float, base: int, mode: str, kind: str, coalesce_ms: float
 ) -> dict[str, Any]:
+    """Every coalesce_ms, the ticks due since the last send go out grouped per symbol, each stamped with the time it
+    was due (so the wait to be grouped counts as latency); coalesce_ms 0: one tick per message, stamped when sent."""
     nc = await nats.connect(nats_url, name="bench-marketdata-fanout")
     js = nc.jetstream(publish_async_max_pending=2000)
-    futures: list[asyncio.Future[Any]] = []
+    futures: list[tuple[asyncio.Future[Any], int]] = []
     ack_ns: array[int] = array("q")
     cpu0 = time.process_time()
     first_ns = time.time_ns()
     t0 = time.monotonic()
-    sent = 0
-    stalled = 0
+    total = int(rate * duration)
+    coalesce_s = coalesce_ms / 1000
+
+    def stamp(i: int) -> int:
+        return first_ns + int(i * 1e9 / rate) if coalesce_s else time.time_ns()
+
+    pending: deque[tuple[str, bytes, str, int]] = deque()
+    next_, sent, stalled, messages, last_send = 0, 0, 0, 0, t0
     try:
         while (elapsed := time.monotonic() - t0) < duration:
-            due = min(int(rate * elapsed) + 1, int(rate * duration))
-            while sent < due:
-                symbol = symbols[sent % len(symbols)]
-                seq = base + sent // len(symbols) + 1
-                subject, headers = f"md.{kind}.{symbol}", {"Nats-Msg-Id": f"{kind}:{symbol}:{seq}"}
+            due = min(int(rate * elapsed) + 1, total)
+            if time.monotonic() - last_send < coalesce_s and due < total:
+                await asyncio.sleep(0.001)
+                continue
+            last_send = time.monotonic()
+            pending.extend(_messages(kind, symbols, base, next_, due, stamp))
+            next_ = max(next_, due)
+            while pending:
+                subject, data, msg_id, ticks = pending[0]
+                headers = {"Nats-Msg-Id": msg_id}
                 if mode == "core":  # stored by MD all the same, but nobody waits for the ack
-                    await nc.publish(subject, _event(kind, symbol, seq, time.time_ns()), headers=headers)
-                    sent += 1
-                    continue
-                try:
-                    fut = await js.publish_async(
-                        subject, _event(kind, symbol, seq, time.time_ns()), wait_stall=1.0, headers=headers
-                    )
-                except nats.js.errors.TooManyStalledMsgsError:
-                    stalled += 1
-                    break
-                fut.add_done_callback(_ack_timer(ack_ns))
-                futures.append(fut)
-                sent += 1
+                    await nc.publish(subject, data, headers=headers)
+                else:
+                    try:
+                        fut = await js.publish_async(subject, data, wait_stall=1.0, headers=headers)
+                    except nats.js.errors.TooManyStalledMsgsError:
+                        stalled += 1
+                        break
+                    fut.add_done_callback(_ack_timer(ack_ns))
+                    futures.append((fut, ticks))
+                pending.popleft()
+                sent += ticks
+                messages += 1
             await asyncio.sleep(0.001)
         last_ns = time.time_ns()
         publish_window = time.monotonic() - t0
-        done, pending = await asyncio.wait(futures, timeout=15) if futures else (set(), set())
+        done, left = await asyncio.wait([f for f, _ in futures], timeout=15) if futures else (set(), set())
         ack_window = time.monotonic() - t0
-        acked = sum(1 for f in done if not f.cancelled() and f.exception() is None)
+        acked = sum(n for f, n in futures if f in done and not f.cancelled() and f.exception() is None)
         if mode == "core":
             await nc.flush(timeout=15)
             acked, ack_window = sent, time.monotonic() - t0
-        for f in pending:
+        for f in left:
             f.cancel()
     finally:
         await nc.close()
@@ -209,6 +246,7 @@ async def _generate(
         "acked": acked,
         "failed": sent - acked,
         "stalls": stalled,
+        "messages": messages,
         "publish_window_s": publish_window,
         "acked_rate": acked / ack_window if ack_window else 0.0,
         "first_publish_ns": first_ns,
@@ -227,9 +265,10 @@ def generator_proc(
     base: int,
     mode: str,
     kind: str,
+    coalesce_ms: float,
     out: MpQueue[dict[str, Any]],
 ) -> None:
-    out.put(asyncio.run(_generate(nats_url, symbols, rate, duration, base, mode, kind)))
+    out.put(asyncio.run(_generate(nats_url, symbols, rate, duration, base, mode, kind, coalesce_ms)))
 
 
 # ---------------------------------------------------------------------------------------------- --source hub
@@ -562,6 +601,7 @@ class GoGenerator:
         base: int,
         mode: str,
         kind: str,
+        coalesce_ms: float,
     ) -> None:
         self.duration = duration
         self.lines: queue.Queue[str] = queue.Queue()
@@ -582,6 +622,7 @@ class GoGenerator:
             "max_pending": 2000,
             "stall_wait_s": 1.0,
             "ack_wait_s": 15.0,
+            "coalesce_ms": coalesce_ms,
         }
         assert self.proc.stdin is not None
         self.proc.stdin.write(json.dumps(config) + "\n")
@@ -694,6 +735,7 @@ class Cell:
     acked: int
     publish_rate: float
     publish_stalls: int
+    md_messages: int
     pub_ack_p50_ms: float
     pub_ack_p99_ms: float
     expected: int
@@ -726,6 +768,7 @@ def run_cell(
     source: str,
     go_client: Path | None,
     go_generator: Path | None,
+    coalesce_ms: float,
 ) -> Cell:
     """One cell; go_client (the built fanout-client) holds the streams, or Python processes when it is None;
     go_generator (the same binary) publishes, or a Python generator process when it is None (--source mesh)."""
@@ -778,7 +821,7 @@ def run_cell(
             g = gen_out.get(timeout=duration + 60)
         elif go_generator is not None:
             nats_url = infra_url("nats", "nats")
-            go_gen = GoGenerator(go_generator, nats_url, symbols, rate, duration, base, mode, kind)
+            go_gen = GoGenerator(go_generator, nats_url, symbols, rate, duration, base, mode, kind, coalesce_ms)
             try:
                 g, gen_cpu_s = go_gen.result()
             finally:
@@ -786,7 +829,7 @@ def run_cell(
         else:
             gen = ctx.Process(
                 target=generator_proc,
-                args=(infra_url("nats", "nats"), symbols, rate, duration, base, mode, kind, gen_out),
+                args=(infra_url("nats", "nats"), symbols, rate, duration, base, mode, kind, coalesce_ms, gen_out),
             )
             gen.start()
             g = gen_out.get(timeout=duration + 60)
@@ -837,6 +880,7 @@ def run_cell(
         acked=int(g["acked"]),
         publish_rate=round(float(g["acked_rate"]), 1),
         publish_stalls=int(g["stalls"]),
+        md_messages=int(g.get("messages", g["sent"])),
         pub_ack_p50_ms=round(float(g["ack_p50_ms"]), 2),
         pub_ack_p99_ms=round(float(g["ack_p99_ms"]), 2),
         expected=expected,
@@ -885,6 +929,11 @@ def main(
         "go",
         help="--source mesh publisher: go = `fanout-client publish` (falls back to python when it can't be built); "
         "python = a Python process (asyncio nats-py)",
+    ),
+    coalesce_ms: float = typer.Option(
+        5.0,
+        help="--source mesh: the generator sends the ticks due since its last send every N ms, grouped per symbol "
+        "(as the normalizer groups a fetch batch), each stamped with the time it was due; 0 = one tick per message",
     ),
 ) -> None:
     if kind not in ("trade", "quote"):
@@ -945,6 +994,7 @@ def main(
                             source,
                             go,
                             gen_binary,
+                            coalesce_ms,
                         )
                     )
     cores = os.cpu_count() or 0
@@ -974,6 +1024,7 @@ def main(
         "batch (window)",
         "subs (procs)",
         "published/s",
+        "ticks/msg",
         "JS ack p50/p99 ms",
         "delivered/s",
         "delivered %",
@@ -998,6 +1049,7 @@ def main(
             f"{c.max_batch} ({c.batch_window_ms} ms)" if c.max_batch > 1 else "-",
             f"{c.subscribers} ({c.subscriber_procs})",
             f"{c.publish_rate:.0f}",
+            f"{c.published / c.md_messages:.1f}" if c.md_messages else "-",
             f"{c.pub_ack_p50_ms:.1f}/{c.pub_ack_p99_ms:.1f}",
             f"{c.delivered_per_s:.0f}",
             f"{c.delivered_pct:.1f}",
@@ -1040,7 +1092,10 @@ def main(
                 "clients": ["go" if go is not None else "python" for go in clients],
                 "generator": gen_name,
                 "edge": EDGE,
-                "latency": "client receive wall clock - trade.event_time_ns (= publish wall clock at the generator)",
+                "coalesce_ms": coalesce_ms if source == "mesh" else None,
+                "latency": "client receive wall clock - trade.event_time_ns (the wall clock at which the generator "
+                "was due to send the tick; with coalesce_ms 0, when it sent it)",
+                "md_messages": "MD messages (MarketDataBatch) the generator published; ticks/msg = published / it",
                 "delivered_per_s": "trades received by all subscribers / (last receive - first publish)",
                 "cpu_pct": "percent of one core over the cell (subscriber start to drain end), from /proc; "
                 "bench_generator: the Go generator's whole process from /proc, the Python generator's own process "

@@ -1,19 +1,23 @@
 """sink-ticks ingestion rate next to the QuestDB client's own best case, same rows, same run.
 
-- ``sink-ticks``: N canonical trades (MarketDataEvent protobuf) are published to a JetStream stream of the bench's
-  own (untimed, so the running sink-ticks service does not see them), then an in-process sink built by the service's
-  composition root (durable batch consumer -> decode -> ILP over HTTP, flush per batch -> ack) drains them into a
-  fresh table with the production schema (DECIMAL, DEDUP UPSERT KEYS, WAL, ohlcv_1m-style materialized view).
-  Timed from start (consumer creation included) until the sink wrote every row and QuestDB counts them all.
+- ``sink-ticks``: N canonical trades are published to a JetStream stream of the bench's own (untimed, so the running
+  sink-ticks service does not see them) as MD messages: MarketDataBatch protobufs of E events each (the normalizer
+  groups a subject's events, up to 256 a message; draining a backlog it fills them), then an in-process sink built
+  by the service's composition root with its settings (durable batch consumer, fetches of at most batch_size
+  messages and fetch_max_bytes bytes -> decode -> ILP over HTTP, flush per fetch -> ack) drains them into a fresh
+  table with the production schema (DECIMAL, DEDUP UPSERT KEYS, WAL, ohlcv_1m-style materialized view). Timed from
+  start (consumer creation included) until the sink wrote every row and QuestDB counts them all.
+- ``--also-events-per-message``: the sink again with messages of other sizes, each on its own row (default 1: one
+  event a message, the contract before MarketDataBatch). The first sink row (``--events-per-message``, default 100)
+  is the one compared in the JSON's sink_vs_client_best.
 - ``questdb client, batch=B``: the same rows written straight with ``questdb.Sender`` (HTTP), flushing every B rows
-  (the batch size the sink uses), into another fresh table with the same schema.
-- ``--variants``: the sink again with other batch sizes, each on its own row (the first sink row is the one compared
-  in the JSON's sink_vs_client_best).
+  (default 10000), into another fresh table with the same schema.
 - ``questdb client, batch=50000``: the same with large flushes (the client's best case).
 
 Prints a table and writes JSON to bench/results/sink_ticks.json.
 
-    .venv/bin/python -m bench.sink_ticks [--rows 50000] [--batch 10000] [--variants 5000,20000]
+    .venv/bin/python -m bench.sink_ticks [--rows 50000] [--batch 10000] [--events-per-message 100]
+        [--also-events-per-message 1]
 """
 
 from __future__ import annotations
@@ -50,8 +54,9 @@ class Result:
     rows: int
     seconds: float
     rows_per_s: float
-    batch: int
+    batch: int  # sink: messages a fetch at most (batch_size); questdb client: rows a flush
     flushes: int
+    events_per_message: int | None = None  # sink rows only
 
 
 def events(symbol: str, rows: int) -> list[events_pb2.MarketDataEvent]:
@@ -115,7 +120,16 @@ async def drop(sql: QuestDbSql, tables: TableNames) -> None:
         await sql.execute(stmt)
 
 
-async def bench_sink(settings: SinkTicksSettings, evts: list[events_pb2.MarketDataEvent], batch: int) -> Result:
+def md_messages(evts: list[events_pb2.MarketDataEvent], per_message: int) -> list[tuple[bytes, str]]:
+    """(MarketDataBatch bytes, Nats-Msg-Id) per message of up to per_message events, as the normalizer publishes."""
+    out = []
+    for start in range(0, len(evts), per_message):
+        part = evts[start : start + per_message]
+        out.append((events_pb2.MarketDataBatch(events=part).SerializeToString(), f"{part[0].event_id}+{len(part)}"))
+    return out
+
+
+async def bench_sink(settings: SinkTicksSettings, evts: list[events_pb2.MarketDataEvent], per_message: int) -> Result:
     tag = uuid.uuid4().hex[:8]
     stream = StreamSpec(name=f"BENCH_SINK_{tag.upper()}", subjects=(f"bench.{tag}.md.>",), duplicate_window_s=60)
     tables = names(tag, "sink")
@@ -124,10 +138,11 @@ async def bench_sink(settings: SinkTicksSettings, evts: list[events_pb2.MarketDa
     await bus.connect()
     await bus.ensure_streams([stream])
     try:
-        for start in range(0, len(evts), 1000):
-            chunk = evts[start : start + 1000]
-            subject = f"bench.{tag}.md.trade.{chunk[0].trade.symbol}"
-            await asyncio.gather(*(bus.publish(subject, e.SerializeToString(), e.event_id) for e in chunk))
+        subject = f"bench.{tag}.md.trade.{evts[0].trade.symbol}"
+        messages = md_messages(evts, per_message)
+        for start in range(0, len(messages), 1000):
+            chunk = messages[start : start + 1000]
+            await asyncio.gather(*(bus.publish(subject, data, msg_id) for data, msg_id in chunk))
         sink_settings = settings.model_copy(
             update={
                 "stream": stream.name,
@@ -137,7 +152,9 @@ async def bench_sink(settings: SinkTicksSettings, evts: list[events_pb2.MarketDa
                 "quotes_table": tables.quotes,
                 "bars_view": tables.bars_1m,
                 "durable_prefix": f"bench-sink-{tag}",
-                "batch_size": batch,
+                # A drain's fetches end full (batch_size or fetch_max_bytes); the service's linger (2 s, to gather
+                # live ticks into fewer commits) would only hold back the last, partial one.
+                "linger_s": 0.0,
             }
         )
         sink = compose(sink_settings)
@@ -151,8 +168,8 @@ async def bench_sink(settings: SinkTicksSettings, evts: list[events_pb2.MarketDa
         seconds = time.perf_counter() - started
         flushes = sink.ingest.stats().batches_written
         await sink.stop()
-        name = f"sink-ticks, batch {batch} (NATS -> decode -> ILP -> ack)"
-        return Result(name, len(evts), seconds, len(evts) / seconds, batch, flushes)
+        name = f"sink-ticks, {per_message} events a message (NATS -> decode -> ILP -> ack)"
+        return Result(name, len(evts), seconds, len(evts) / seconds, settings.batch_size, flushes, per_message)
     finally:
         await bus.js.delete_stream(stream.name)
         await bus.close()
@@ -197,32 +214,39 @@ async def bench_direct(settings: SinkTicksSettings, rows: list[TradeRow], batch:
         await drop(sql, tables)
 
 
-async def run(rows: int, batch: int, sink_variants: list[int]) -> list[Result]:
+async def run(rows: int, batch: int, per_message: int, also_per_message: list[int]) -> list[Result]:
     settings = SinkTicksSettings()
     symbol = f"BENCH{uuid.uuid4().hex[:6].upper()}USDT"
     evts = events(symbol, rows)
-    decoded = decode_batch(e.SerializeToString() for e in evts).trades
+    decoded = decode_batch(data for data, _ in md_messages(evts, per_message)).trades
     results = [await bench_direct(settings, decoded, 50_000), await bench_direct(settings, decoded, batch)]
-    for sink_batch in [batch, *sink_variants]:
-        results.append(await bench_sink(settings, evts, sink_batch))
+    for sink_per_message in (per_message, *also_per_message):
+        results.append(await bench_sink(settings, evts, sink_per_message))
     return results
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
 
 
 def main(
     rows: int = typer.Option(50_000, help="trades per measurement"),
-    batch: int = typer.Option(0, help="rows per ILP flush at most (the sink's JetStream batch size; 0: its default)"),
-    variants: str = typer.Option("", help="more sink batch sizes to measure, comma-separated (a row each)"),
+    batch: int = typer.Option(10_000, help="rows per ILP flush of the questdb client's second row"),
+    events_per_message: int = typer.Option(100, help="events per MD message (MarketDataBatch) of the first sink row"),
+    also_events_per_message: str = typer.Option(
+        "1", help="the sink again with these events per message, comma-separated (a row each)"
+    ),
 ) -> None:
-    batch = batch or SinkTicksSettings().batch_size
-    sink_variants = [int(v) for v in variants.split(",") if v.strip()]
-    results = asyncio.run(run(rows, batch, sink_variants))
+    settings = SinkTicksSettings()
+    results = asyncio.run(run(rows, batch, events_per_message, _ints(also_events_per_message)))
     best = max(r.rows_per_s for r in results[:2])
     table = Table(title=f"sink-ticks ingestion, {rows} trades (QuestDB DECIMAL columns, DEDUP, WAL)")
-    for col in ("path", "rows", "flushes", "seconds", "rows/s", "vs client best"):
+    for col in ("path", "events/msg", "rows", "flushes", "seconds", "rows/s", "vs client best"):
         table.add_column(col, justify="left" if col == "path" else "right")
     for r in results:
         table.add_row(
             r.name,
+            "-" if r.events_per_message is None else str(r.events_per_message),
             str(r.rows),
             str(r.flushes),
             f"{r.seconds:.2f}",
@@ -234,7 +258,10 @@ def main(
     out = {
         "rows": rows,
         "batch": batch,
-        "sink_max_in_flight": SinkTicksSettings().max_in_flight,
+        "events_per_message": events_per_message,
+        "sink_batch_size_messages": settings.batch_size,
+        "sink_fetch_max_bytes": settings.fetch_max_bytes,
+        "sink_max_in_flight": settings.max_in_flight,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "results": [asdict(r) for r in results],

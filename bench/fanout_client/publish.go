@@ -5,12 +5,14 @@ package main
 // Protocol:
 //
 //	stdin:  {"nats_url": "nats://127.0.0.1:4222", "symbols": [...], "rate": 5000, "duration": 6, "base": 123,
-//	        "mode": "js", "kind": "trade", "descriptors": "var/run/api.binpb"}
+//	        "mode": "js", "kind": "trade", "descriptors": "var/run/api.binpb", "coalesce_ms": 5}
 //	stdout: "result <json>" with the keys _generate returns, then the process waits for EOF on stdin before it
 //	        exits (so the orchestrator can read its CPU ticks from /proc first).
 //
-// Every message is the MarketDataEvent _event builds, byte for byte: the field numbers and enum values come from
+// Every message is the MarketDataBatch _batch builds, byte for byte: the field numbers and enum values come from
 // the descriptor set, the bytes are written with protowire in field-number order (as the Python serializer does).
+// Like the normalizer, it groups the ticks due since its last send per symbol (every coalesce_ms; 0: one tick per
+// message), and every tick is stamped with the time it was due, so the wait to be grouped counts as latency.
 
 import (
 	"bufio"
@@ -49,6 +51,7 @@ type publishConfig struct {
 	MaxPending  int      `json:"max_pending"`
 	StallWaitS  float64  `json:"stall_wait_s"`
 	AckWaitS    float64  `json:"ack_wait_s"`
+	CoalesceMs  float64  `json:"coalesce_ms"`
 }
 
 type publishResult struct {
@@ -65,10 +68,12 @@ type publishResult struct {
 	AckP50Ms       *float64 `json:"ack_p50_ms"` // null (no acks) is read as NaN
 	AckP99Ms       *float64 `json:"ack_p99_ms"`
 	Generator      string   `json:"generator"`
+	Messages       int      `json:"messages"`
 }
 
 // layout holds the field numbers and enum values of MarketDataEvent and its Trade/Quote payload.
 type layout struct {
+	batchEvents                          protowire.Number
 	eventID, publishTime, payload        protowire.Number
 	symbol, venue, tradeID               protowire.Number
 	price, quantity, side                protowire.Number
@@ -133,6 +138,10 @@ func resolveLayout(path, kind string) (*layout, error) {
 	if err != nil {
 		return nil, err
 	}
+	batch, err := message(files, "trade.normalizer.v1.MarketDataBatch")
+	if err != nil {
+		return nil, err
+	}
 	update, err := message(files, "trade.type.v1.Trade")
 	if kind == "quote" {
 		update, err = message(files, "trade.type.v1.Quote")
@@ -148,6 +157,7 @@ func resolveLayout(path, kind string) (*layout, error) {
 	msg, str, u64, i64, enum := protoreflect.MessageKind, protoreflect.StringKind, protoreflect.Uint64Kind,
 		protoreflect.Int64Kind, protoreflect.EnumKind
 	steps := []fieldStep{
+		{&l.batchEvents, batch, "events", msg},
 		{&l.eventID, event, "event_id", str},
 		{&l.publishTime, event, "publish_time_ns", i64},
 		{&l.payload, event, kind, msg},
@@ -271,6 +281,20 @@ func (l *layout) event(kind, symbol string, seq uint64, now int64) []byte {
 	})
 }
 
+// batch is _batch of bench/marketdata_fanout.py: the events in a MarketDataBatch (a repeated embedded message).
+func (l *layout) batch(events [][]byte) []byte {
+	size := 0
+	for _, e := range events {
+		size += len(e) + 4
+	}
+	b := make([]byte, 0, size)
+	for _, e := range events {
+		b = protowire.AppendTag(b, l.batchEvents, protowire.BytesType)
+		b = protowire.AppendBytes(b, e)
+	}
+	return b
+}
+
 // percentile is numpy.percentile's default (linear interpolation between the closest ranks) of sorted values.
 func percentile(sorted []float64, q float64) float64 {
 	if len(sorted) == 0 {
@@ -289,17 +313,23 @@ func optional(v float64) *float64 {
 	return &v
 }
 
-// ackTimes records publish -> JetStream ack of every acked message, keyed by the message the ack handler gets back.
+// ackTimes records publish -> JetStream ack of every acked message, keyed by the message the ack handler gets back,
+// and counts the ticks of acked messages.
 type ackTimes struct {
 	mu      sync.Mutex
-	started map[*nats.Msg]time.Time
+	started map[*nats.Msg]started
 	ms      []float64
 	acked   atomic.Int64
 }
 
-func (a *ackTimes) start(m *nats.Msg, t time.Time) {
+type started struct {
+	at    time.Time
+	ticks int
+}
+
+func (a *ackTimes) start(m *nats.Msg, t time.Time, ticks int) {
 	a.mu.Lock()
-	a.started[m] = t
+	a.started[m] = started{t, ticks}
 	a.mu.Unlock()
 }
 
@@ -307,11 +337,11 @@ func (a *ackTimes) done(m *nats.Msg, ok bool) {
 	now := time.Now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	t, found := a.started[m]
+	s, found := a.started[m]
 	delete(a.started, m)
 	if ok && found {
-		a.acked.Add(1)
-		a.ms = append(a.ms, float64(now.Sub(t).Nanoseconds())/1e6)
+		a.acked.Add(int64(s.ticks))
+		a.ms = append(a.ms, float64(now.Sub(s.at).Nanoseconds())/1e6)
 	}
 }
 
@@ -334,7 +364,7 @@ func publish(cfg publishConfig) (*publishResult, error) {
 		return nil, err
 	}
 	defer nc.Close()
-	acks := &ackTimes{started: map[*nats.Msg]time.Time{}}
+	acks := &ackTimes{started: map[*nats.Msg]started{}}
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(cfg.MaxPending),
 		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) {
@@ -355,41 +385,69 @@ func publish(cfg publishConfig) (*publishResult, error) {
 	cpu0 := cpuSeconds()
 	firstNs := time.Now().UnixNano()
 	t0 := time.Now()
-	sent, stalls := 0, 0
+	type pendingMsg struct {
+		msg   *nats.Msg
+		ticks int
+	}
+	var pending []pendingMsg // built, not yet handed to the client (a stalled publish waits for the next round)
+	next, sent, stalls, messages := 0, 0, 0, 0
+	coalesce := time.Duration(cfg.CoalesceMs * float64(time.Millisecond))
+	lastSend := t0
+	groups := make([][][]byte, symbols)
 	for {
 		elapsed := time.Since(t0)
 		if elapsed >= duration {
 			break
 		}
 		due := min(int(float64(cfg.Rate)*elapsed.Seconds())+1, total)
-	catchUp:
-		for sent < due {
-			symbol := cfg.Symbols[sent%symbols]
-			seq := cfg.Base + uint64(sent/symbols) + 1
-			eventID := fmt.Sprintf("%s:%s:%d", cfg.Kind, symbol, seq)
-			now := time.Now()
-			m := &nats.Msg{
-				Subject: "md." + cfg.Kind + "." + symbol,
-				Header:  nats.Header{"Nats-Msg-Id": []string{eventID}},
-				Data:    l.event(cfg.Kind, symbol, seq, now.UnixNano()),
+		if time.Since(lastSend) < coalesce && due < total {
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		lastSend = time.Now()
+		// The ticks due since the last send, grouped per symbol, symbols in the order of their first tick.
+		for i := range groups {
+			groups[i] = groups[i][:0]
+		}
+		for i := next; i < due; i++ {
+			seq := cfg.Base + uint64(i/symbols) + 1
+			stamp := firstNs + int64(float64(i)*1e9/float64(cfg.Rate))
+			if coalesce == 0 {
+				stamp = time.Now().UnixNano()
 			}
+			groups[i%symbols] = append(groups[i%symbols], l.event(cfg.Kind, cfg.Symbols[i%symbols], seq, stamp))
+		}
+		for k := 0; k < symbols && next+k < due; k++ {
+			s := (next + k) % symbols
+			seq := cfg.Base + uint64((next+k)/symbols) + 1
+			id := fmt.Sprintf("%s:%s:%d+%d", cfg.Kind, cfg.Symbols[s], seq, len(groups[s]))
+			pending = append(pending, pendingMsg{&nats.Msg{
+				Subject: "md." + cfg.Kind + "." + cfg.Symbols[s],
+				Header:  nats.Header{"Nats-Msg-Id": []string{id}},
+				Data:    l.batch(groups[s]),
+			}, len(groups[s])})
+		}
+		next = max(next, due)
+		for len(pending) > 0 {
+			p := pending[0]
 			if cfg.Mode == "core" { // stored by MD all the same, but nobody waits for the ack
-				if err := nc.PublishMsg(m); err != nil {
+				if err := nc.PublishMsg(p.msg); err != nil {
 					return nil, err
 				}
-				sent++
-				continue
-			}
-			acks.start(m, now)
-			if _, err := js.PublishMsgAsync(m, stallWait); err != nil {
-				acks.done(m, false)
-				if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
-					stalls++
-					break catchUp
+			} else {
+				acks.start(p.msg, time.Now(), p.ticks)
+				if _, err := js.PublishMsgAsync(p.msg, stallWait); err != nil {
+					acks.done(p.msg, false)
+					if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+						stalls++
+						break
+					}
+					return nil, err
 				}
-				return nil, err
 			}
-			sent++
+			pending = pending[1:]
+			sent += p.ticks
+			messages++
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -427,6 +485,7 @@ func publish(cfg publishConfig) (*publishResult, error) {
 		AckP50Ms:       optional(percentile(ms, 50)),
 		AckP99Ms:       optional(percentile(ms, 99)),
 		Generator:      "go",
+		Messages:       messages,
 	}
 	if ackWindow > 0 {
 		res.AckedRate = float64(acked) / ackWindow

@@ -59,7 +59,7 @@ class ExeqSettings(ServiceSettings):
     exeq_stream: str = "EXEQ"
     parent_subject_prefix: str = "exeq.parent"
     parents_filter: str = "exeq.parent.>"
-    # POV: public trades (core NATS, MarketDataEvent) under <md_trade_prefix>.<symbol>.
+    # POV: public trades (core NATS, MarketDataBatch of trade events) under <md_trade_prefix>.<symbol>.
     md_trade_prefix: str = "md.trade"
     fallback_venue: str = "PRISM"
     instruments: list[InstrumentConfig] = Field(default_factory=lambda: list(DEFAULT_INSTRUMENTS))

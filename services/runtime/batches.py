@@ -51,6 +51,9 @@ class BatchConsumerSpec:
     durable: str
     filter_subject: str
     batch: int = 1000
+    # At most this many bytes per pull request (0: no limit): bounds a batch whose messages carry many records
+    # each (MD messages carry up to 256 ticks); a batch that reaches it goes at once, like a full one.
+    max_bytes: int = 0
     fetch_timeout_s: float = 5.0
     heartbeat_s: float = 1.0
     ack_wait_s: float = 30.0
@@ -99,6 +102,8 @@ class _Inbox:
     def __init__(self) -> None:
         self.msgs: deque[Msg] = deque()
         self.arrived = asyncio.Event()
+        # The pull request is over (a 404/408/409 status arrived, e.g. its max_bytes was reached): no more comes.
+        self.ended = False
         # When the messages now waiting became available for a batch (monotonic; 0.0 while empty).
         self.since = 0.0
 
@@ -106,6 +111,8 @@ class _Inbox:
         if not self.msgs:
             self.since = time.monotonic()
         self.msgs.append(msg)
+        if msg.headers and msg.headers.get(_STATUS) not in (None, _CONTROL):
+            self.ended = True
         self.arrived.set()
 
     async def wait(self, timeout_s: float) -> None:
@@ -115,8 +122,8 @@ class _Inbox:
         self.arrived.clear()
 
     async def linger(self, until: float, enough: int) -> None:
-        """Wait until `enough` messages are waiting or the monotonic time `until` (whichever comes first)."""
-        while len(self.msgs) < enough:
+        """Wait until `enough` messages are waiting, the pull request is over or the monotonic time `until`."""
+        while len(self.msgs) < enough and not self.ended:
             left = until - time.monotonic()
             if left <= 0:
                 return
@@ -244,13 +251,14 @@ async def consume_batches(bus: Bus, spec: BatchConsumerSpec, handler: BatchHandl
             reply = bus.nc.new_inbox()
             sub = await bus.nc.subscribe(reply, cb=inbox.on_msg, pending_msgs_limit=-1, pending_bytes_limit=-1)
             next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{spec.stream}.{spec.durable}"
-            request = json.dumps(
-                {
-                    "batch": spec.batch,
-                    "expires": int(spec.fetch_timeout_s * 1e9),
-                    "idle_heartbeat": int(spec.heartbeat_s * 1e9),
-                }
-            ).encode()
+            pull: dict[str, int] = {
+                "batch": spec.batch,
+                "expires": int(spec.fetch_timeout_s * 1e9),
+                "idle_heartbeat": int(spec.heartbeat_s * 1e9),
+            }
+            if spec.max_bytes:
+                pull["max_bytes"] = spec.max_bytes
+            request = json.dumps(pull).encode()
             health.phase = ConsumerPhase.RUNNING
             backoff = 0.2
             outstanding, expires_at, last_heard, silent_once = 0, 0.0, time.monotonic(), False
@@ -258,6 +266,7 @@ async def consume_batches(bus: Bus, spec: BatchConsumerSpec, handler: BatchHandl
                 _raise_if_cancel_requested()
                 now = time.monotonic()
                 if outstanding <= 0 or now >= expires_at:
+                    inbox.ended = False
                     await bus.nc.publish(next_subject, request, reply=reply)
                     outstanding, expires_at, last_heard = spec.batch, now + spec.fetch_timeout_s, now
                 await inbox.wait(min(spec.heartbeat_s, max(expires_at - time.monotonic(), 0.01)))
@@ -281,6 +290,7 @@ async def consume_batches(bus: Bus, spec: BatchConsumerSpec, handler: BatchHandl
                 if batch and outstanding <= 0:
                     # Ask for the next batch before this one is handled: the server sends it meanwhile.
                     now = time.monotonic()
+                    inbox.ended = False
                     await bus.nc.publish(next_subject, request, reply=reply)
                     outstanding, expires_at, last_heard = spec.batch, now + spec.fetch_timeout_s, now
                 if batch:

@@ -35,6 +35,7 @@ def consumer_specs(settings: SinkTicksSettings) -> list[BatchConsumerSpec]:
             durable=f"{settings.durable_prefix}-{kind}",
             filter_subject=subject,
             batch=settings.batch_size,
+            max_bytes=settings.fetch_max_bytes,
             ack_wait_s=settings.ack_wait_s,
             max_in_flight=settings.max_in_flight,
             linger_s=settings.linger_s,

@@ -23,6 +23,7 @@ from services.runtime.bus import Bus
 from services.runtime.status import bad_request, error_info, status_from_trailers
 from services.runtime.streams import EXEQ, ORDERS
 from tests.support.exeq_fakes import Fakes, delete_consumers, eventually, exeq_settings, start_exeq, unique
+from tests.support.marketdata import md_message
 from tests.support.mesh import MESH_EXEQ_CONSUMERS, mesh_copy_stopped
 
 pytestmark = pytest.mark.usefixtures("mesh", "in_process_only")
@@ -283,8 +284,12 @@ async def test_pov_parent_follows_public_trades_of_its_symbol(case: Case) -> Non
             parent = (await stub.SubmitParentOrder(request, timeout=5)).parent_order
             # Only the symbols of working POV parents are subscribed to: this one now, not other symbols' trades.
             await eventually(lambda: exeq.trades.symbols == {case.symbol}, what="trades of the POV symbol subscribed")
-            for seq, qty in enumerate(["1", "0.2", "100"], start=1):
-                trade = md_events_pb2.MarketDataEvent(
+            seq = 0
+
+            def trade(qty: str) -> md_events_pb2.MarketDataEvent:
+                nonlocal seq
+                seq += 1
+                return md_events_pb2.MarketDataEvent(
                     event_id=f"trade:{case.symbol}:{seq}",
                     publish_time_ns=time.time_ns(),
                     trade=market_data_pb2.Trade(
@@ -295,9 +300,13 @@ async def test_pov_parent_follows_public_trades_of_its_symbol(case: Case) -> Non
                         event_time_ns=time.time_ns(),
                     ),
                 )
-                await case.bus.publish(f"md.trade.{case.symbol}", trade.SerializeToString(), trade.event_id)
-                if seq < 3:  # each child answers one trade: two trades seen together would make one child
-                    await eventually(lambda n=seq: len(children(case)) == n, what=f"POV child {seq}")
+
+            # The second message carries two trades: POV counts the volume of both (0.2 in all).
+            for n, trades in enumerate([[trade("1")], [trade("0.15"), trade("0.05")], [trade("100")]], start=1):
+                msg_id = f"{trades[0].event_id}+{len(trades)}"
+                await case.bus.publish(f"md.trade.{case.symbol}", md_message(*trades), msg_id)
+                if n < 3:  # each child answers one message: two messages seen together would make one child
+                    await eventually(lambda n=n: len(children(case)) == n, what=f"POV child {n}")
             await eventually(lambda: len(children(case)) == 3, what="POV children")
             quantities = [Decimal(s.spec.quantity.value) for s in children(case)]
             assert quantities == [Decimal("0.25"), Decimal("0.05"), Decimal("0.7")]

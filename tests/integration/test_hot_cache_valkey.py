@@ -1,25 +1,31 @@
-"""hot-cache against the real NATS and Valkey (the running service): events on md.* become cached quotes, last
-trades and top-N books, an older event never overwrites a newer one, and batch reads report missing keys."""
+"""hot-cache against the real NATS and Valkey: MD messages (several events each) on md.* become cached quotes, last
+trades and top-N books (an in-process cache with its own durables and key prefix, served over gRPC), an older
+event never overwrites a newer one, and batch reads of the running service report missing keys."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
 import grpc
 import pytest
-import redis.asyncio as redis
 from trade.hot_cache.v1 import hot_cache_pb2, hot_cache_pb2_grpc
 from trade.normalizer.v1 import events_pb2
 from trade.type.v1 import decimal_pb2, market_data_pb2, venue_pb2
 
 from mesh.ports import load_ports
+from services.hot_cache.bootstrap import HotCacheApp, compose
+from services.hot_cache.servicer import HotCacheServicer
 from services.hot_cache.settings import HotCacheSettings
 from services.runtime.bus import Bus
+from services.runtime.interceptors import ServerInterceptor
 from services.runtime.status import error_info, status_from_trailers
 from services.runtime.streams import MARKET_DATA
+from tests.support.marketdata import md_message
 
 pytestmark = pytest.mark.usefixtures("mesh")
 
@@ -79,11 +85,11 @@ def delta(sym: str, seq: int, bids: list[market_data_pb2.BookLevel]) -> events_p
 
 
 async def publish(bus: Bus, *events: events_pb2.MarketDataEvent) -> None:
-    for e in events:
-        kind = e.WhichOneof("payload")
-        prefix = {"quote": "quote", "trade": "trade", "book_delta": "book", "book_snapshot": "book"}[str(kind)]
-        sym = getattr(e, str(kind)).symbol
-        await bus.publish(f"md.{prefix}.{sym}", e.SerializeToString(), e.event_id)
+    """One MD message (a MarketDataBatch) of the events, which share a subject."""
+    kind = events[0].WhichOneof("payload")
+    prefix = {"quote": "quote", "trade": "trade", "book_delta": "book", "book_snapshot": "book"}[str(kind)]
+    sym = getattr(events[0], str(kind)).symbol
+    await bus.publish(f"md.{prefix}.{sym}", md_message(*events), f"{events[0].event_id}+{len(events)}")
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], limit_s: float = 15.0) -> None:
@@ -110,15 +116,52 @@ async def stub() -> AsyncIterator[hot_cache_pb2_grpc.HotCacheServiceAsyncStub]:
         yield hot_cache_pb2_grpc.HotCacheServiceStub(channel)
 
 
+@dataclass
+class Local:
+    """An in-process hot-cache for one test symbol: its own durables, Valkey key prefix and gRPC server."""
+
+    sym: str
+    app: HotCacheApp
+    stub: hot_cache_pb2_grpc.HotCacheServiceAsyncStub
+
+
+@pytest.fixture
+async def local() -> AsyncIterator[Local]:
+    sym, tag = symbol(), uuid.uuid4().hex[:8]
+    settings = HotCacheSettings(
+        key_prefix=f"hctest{tag}",
+        durable_prefix=f"test-hot-cache-{tag}",
+        quote_subject=f"md.quote.{sym}",
+        trade_subject=f"md.trade.{sym}",
+        book_subject=f"md.book.{sym}",
+    )
+    app = compose(settings)
+    await app.start()
+    server = grpc.aio.server(interceptors=[ServerInterceptor()])
+    hot_cache_pb2_grpc.add_HotCacheServiceServicer_to_server(HotCacheServicer(app.cache), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield Local(sym, app, hot_cache_pb2_grpc.HotCacheServiceStub(channel))
+    finally:
+        await server.stop(0)
+        for kind in ("quotes", "trades", "books"):
+            with contextlib.suppress(Exception):
+                await app.bus.js.delete_consumer(settings.stream, f"{settings.durable_prefix}-{kind}")
+        keys = [f"{settings.key_prefix}:{k}:{sym}" for k in ("quote", "trade", "book")]
+        await app.valkey.delete(*keys, *(f"{settings.key_prefix}:symbols:{k}" for k in ("quote", "trade", "book")))
+        await app.stop()
+
+
 def keys(sym: str, *kinds: hot_cache_pb2.CacheKeyKind.ValueType) -> list[hot_cache_pb2.CacheKey]:
     return [hot_cache_pb2.CacheKey(kind=k, symbol=sym) for k in kinds]
 
 
-async def test_latest_quote_last_trade_and_top_of_book_are_served_from_valkey(
-    bus: Bus, stub: hot_cache_pb2_grpc.HotCacheServiceAsyncStub
-) -> None:
-    sym = symbol()
-    await publish(bus, quote(sym, 1, "99.5"), quote(sym, 2, "99.75"), trade(sym, 1, "100"), trade(sym, 2, "100.5"))
+async def test_latest_quote_last_trade_and_top_of_book_are_served_from_valkey(bus: Bus, local: Local) -> None:
+    sym, stub = local.sym, local.stub
+    await publish(bus, quote(sym, 1, "99.5"), quote(sym, 2, "99.75"))
+    await publish(bus, trade(sym, 1, "100"), trade(sym, 2, "100.5"))
     await publish(bus, snapshot(sym, 10), delta(sym, 11, [level("99", "0"), level("99.5", "4")]))
 
     async def all_applied() -> bool:
@@ -143,10 +186,32 @@ async def test_latest_quote_last_trade_and_top_of_book_are_served_from_valkey(
     ]
 
 
-async def test_an_older_event_never_overwrites_a_newer_one(
-    bus: Bus, stub: hot_cache_pb2_grpc.HotCacheServiceAsyncStub
-) -> None:
-    sym = symbol()
+async def test_book_deltas_of_one_message_apply_in_order_and_its_last_quote_wins(bus: Bus, local: Local) -> None:
+    sym, stub = local.sym, local.stub
+    await publish(bus, *(quote(sym, seq, f"99.{seq}") for seq in range(1, 8)))
+    await publish(
+        bus,
+        snapshot(sym, 20),
+        delta(sym, 21, [level("99", "0"), level("99.5", "4")]),  # removes 99, adds 99.5
+        delta(sym, 22, [level("99.5", "7")]),  # only right if applied after 21
+        delta(sym, 23, [level("98", "0")]),
+    )
+
+    async def all_applied() -> bool:
+        reply = await stub.BatchGet(hot_cache_pb2.BatchGetRequest(account_id="ACC-1", keys=keys(sym, Q, B)), timeout=5)
+        return [e.quote.sequence or e.book.sequence for e in reply.entries] == [7, 23]
+
+    await eventually(all_applied)
+    reply = await stub.BatchGet(hot_cache_pb2.BatchGetRequest(account_id="ACC-1", keys=keys(sym, Q, B)), timeout=5)
+    q, b = reply.entries
+    assert q.quote.bid_price.value == "99.7"
+    assert [(lv.price.value, lv.quantity.value) for lv in b.book.bids] == [("99.5", "7"), ("97", "3")]
+    counters = local.app.cache.counters
+    assert (counters.received, counters.book_gaps, counters.malformed) == (11, 0, 0)
+
+
+async def test_an_older_event_never_overwrites_a_newer_one(bus: Bus, local: Local) -> None:
+    sym, stub = local.sym, local.stub
     await publish(bus, quote(sym, 5, "105"))
     request = hot_cache_pb2.GetQuotesRequest(symbols=[sym])
 
@@ -156,18 +221,15 @@ async def test_an_older_event_never_overwrites_a_newer_one(
     await eventually(has_quote)
     late = quote(sym, 3, "103")
     late.event_id += ":late"
-    await publish(bus, late, quote(sym, 6, "106"))
+    await publish(bus, late)
+    await publish(bus, quote(sym, 6, "106"))
 
     async def at_6() -> bool:
         reply = await stub.GetQuotes(request, timeout=5)
         return bool(reply.quotes[0].sequence == 6)
 
     await eventually(at_6)
-    valkey = redis.Redis.from_url(HotCacheSettings().valkey_url)
-    try:
-        assert await valkey.hget(f"hc:quote:{sym}", "seq") == b"6"
-    finally:
-        await valkey.aclose()
+    assert await local.app.valkey.hget(f"{local.app.settings.key_prefix}:quote:{sym}", "seq") == b"6"
 
 
 async def test_missing_keys_and_positions_are_reported_per_entry_as_not_found(

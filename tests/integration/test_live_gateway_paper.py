@@ -1,5 +1,6 @@
 """The paper venue on the real NATS: it fills at the mid of the quotes on md.quote.<symbol> (slippage and fees),
-a resting limit fills when a later quote crosses it, and the fills land in FILLS."""
+a resting limit fills when a later quote crosses it (any quote of a multi-quote message), and the fills land in
+FILLS."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from trade.type.v1 import decimal_pb2, fill_pb2, market_data_pb2, order_pb2, ven
 from services.live_gateway.settings import LiveGatewaySettings
 from services.runtime.bus import Bus
 from tests.support.live_gateway import read_all, running_gateway, wait_count
+from tests.support.marketdata import md_message
 
 pytestmark = pytest.mark.usefixtures("mesh")
 
@@ -32,8 +34,8 @@ async def bus() -> AsyncIterator[Bus]:
     await b.close()
 
 
-async def publish_quote(bus: Bus, symbol: str, seq: int, bid: str, ask: str) -> None:
-    event = events_pb2.MarketDataEvent(
+def quote_event(symbol: str, seq: int, bid: str, ask: str) -> events_pb2.MarketDataEvent:
+    return events_pb2.MarketDataEvent(
         event_id=f"quote:{symbol}:{seq}",
         publish_time_ns=time.time_ns(),
         quote=market_data_pb2.Quote(
@@ -47,7 +49,12 @@ async def publish_quote(bus: Bus, symbol: str, seq: int, bid: str, ask: str) -> 
             event_time_ns=time.time_ns(),
         ),
     )
-    await bus.publish(f"md.quote.{symbol}", event.SerializeToString(), msg_id=event.event_id)
+
+
+async def publish_quotes(bus: Bus, symbol: str, first_seq: int, *bid_asks: tuple[str, str]) -> None:
+    """One MD message carrying a quote per (bid, ask), sequences from first_seq."""
+    events = [quote_event(symbol, first_seq + i, bid, ask) for i, (bid, ask) in enumerate(bid_asks)]
+    await bus.publish(f"md.quote.{symbol}", md_message(*events), msg_id=f"{events[0].event_id}+{len(events)}")
 
 
 def paper_order(acct: str, symbol: str, order_id: str, spec: order_pb2.OrderSpec) -> live_gateway_pb2.PlaceOrderRequest:
@@ -68,7 +75,8 @@ async def test_paper_fills_at_the_live_mid_with_slippage_and_fees(bus: Bus) -> N
         shutdown_grace_s=0.5,
         log_json=False,
     )
-    await publish_quote(bus, symbol, 1, "99", "101")  # stored in MD: seeds the mid of the first order
+    # Stored in MD: the last quote of the message (mid 100) seeds the mid of the first order.
+    await publish_quotes(bus, symbol, 1, ("49", "51"), ("99", "101"))
     async with running_gateway(settings) as (_, stub):
         market = order_pb2.OrderSpec(
             side=order_pb2.SIDE_BUY,
@@ -87,8 +95,9 @@ async def test_paper_fills_at_the_live_mid_with_slippage_and_fees(bus: Bus) -> N
         )
         resting = await stub.PlaceOrder(paper_order(acct, symbol, "pl-1", limit), timeout=5)
         assert resting.status == order_pb2.ORDER_STATUS_NEW
-        await publish_quote(bus, symbol, 2, "104", "105.5")  # mid 104.75: not yet
-        await publish_quote(bus, symbol, 3, "105", "106")  # mid 105.5 >= 105: fills
+        await publish_quotes(bus, symbol, 3, ("104", "105.5"))  # mid 104.75: not yet
+        # Every quote of a message counts: the middle one (mid 105.5 >= 105) fills though the last does not cross.
+        await publish_quotes(bus, symbol, 4, ("104", "105"), ("105", "106"), ("103", "104"))
         assert await wait_count(bus, "FILLS", f"fills.{acct}.{symbol}", 2) == 2
 
     fills = [fill_pb2.Fill.FromString(m.data) for m in await read_all(bus, "FILLS", f"fills.{acct}.{symbol}")]

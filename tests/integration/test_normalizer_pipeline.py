@@ -20,6 +20,7 @@ from services.normalizer.bootstrap import build
 from services.normalizer.settings import InstrumentScale, NormalizerSettings
 from services.runtime.bus import Bus, StreamSpec
 from services.runtime.server import start_server
+from tests.support.marketdata import md_events
 
 pytestmark = pytest.mark.usefixtures("mesh")
 JSON = events_pb2.RAW_PAYLOAD_FORMAT_JSON
@@ -27,7 +28,7 @@ JSON = events_pb2.RAW_PAYLOAD_FORMAT_JSON
 
 def collector(got: list[events_pb2.MarketDataEvent]) -> Callable[[Msg], Awaitable[None]]:
     async def on_msg(msg: Msg) -> None:
-        got.append(events_pb2.MarketDataEvent.FromString(msg.data))
+        got.extend(md_events(msg.data))
 
     return on_msg
 
@@ -118,9 +119,13 @@ async def test_prism_messages_become_canonical_books_quotes_and_trades(bus: Bus)
         deadline = time.monotonic() + 10
         while len(got) < 5 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        kinds = [e.WhichOneof("payload") for e in got]
-        assert kinds == ["book_snapshot", "quote", "book_delta", "quote", "trade"]
-        snap, _, delta, quote, trade = got
+        # each subject in order (the events of one raw batch go out grouped per subject)
+        books = [e for e in got if e.WhichOneof("payload") in ("book_snapshot", "book_delta")]
+        quotes = [e for e in got if e.WhichOneof("payload") == "quote"]
+        trades = [e for e in got if e.WhichOneof("payload") == "trade"]
+        assert [e.WhichOneof("payload") for e in books] == ["book_snapshot", "book_delta"]
+        assert (len(quotes), len(trades), len(got)) == (2, 1, 5)
+        (snap, delta), quote, (trade,) = books, quotes[1], trades
         assert snap.book_snapshot.bids[0].price.value == "100" and snap.book_snapshot.bids[0].quantity.value == "1.5"
         assert (delta.book_delta.sequence, delta.book_delta.previous_sequence) == (2, 1)
         assert not quote.quote.HasField("bid_price") and quote.quote.ask_price.value == "100.01"

@@ -22,6 +22,7 @@ from services.pnl.settings import PnlSettings
 from services.runtime.bus import Bus
 from services.runtime.server import start_server
 from services.runtime.streams import FILLS, MARKET_DATA, PNL
+from tests.support.marketdata import md_message
 
 pytestmark = pytest.mark.usefixtures("mesh")
 
@@ -41,8 +42,8 @@ async def publish_fill(bus: Bus, fill: fill_pb2.Fill) -> None:
     await bus.publish(f"fills.{fill.account_id}.{fill.symbol}", fill.SerializeToString(), fill.fill_id)
 
 
-async def publish_quote(bus: Bus, symbol: str, seq: int, bid: str, ask: str) -> None:
-    event = md_events_pb2.MarketDataEvent(
+def quote_event(symbol: str, seq: int, bid: str, ask: str) -> md_events_pb2.MarketDataEvent:
+    return md_events_pb2.MarketDataEvent(
         event_id=f"quote:{symbol}:{seq}",
         publish_time_ns=time.time_ns(),
         quote=market_data_pb2.Quote(
@@ -50,7 +51,10 @@ async def publish_quote(bus: Bus, symbol: str, seq: int, bid: str, ask: str) -> 
             ask_size=D("1"), sequence=seq, event_time_ns=time.time_ns(),
         ),
     )  # fmt: skip
-    await bus.publish(f"md.quote.{symbol}", event.SerializeToString(), event.event_id)
+
+
+async def publish_quotes(bus: Bus, *events: md_events_pb2.MarketDataEvent) -> None:
+    await bus.publish(f"md.quote.{events[0].quote.symbol}", md_message(*events), f"{events[0].event_id}+{len(events)}")
 
 
 async def read_snapshot(stream: Any, limit_s: float = 5.0) -> events_pb2.PnlSnapshot:
@@ -130,7 +134,8 @@ async def test_quotes_mark_unrealized_pnl_and_fills_realize_it_net_of_fees(bus: 
             first = await read_snapshot(stream)
             assert first.total.net_pnl.value == "-0.2" and first.kind == events_pb2.PNL_SNAPSHOT_KIND_INTRADAY
 
-            await publish_quote(bus, symbol, 1, "114", "116")  # mid 115: 2 x (115 - 105)
+            # One message, two quotes: the last one marks (mid 115: 2 x (115 - 105)).
+            await publish_quotes(bus, quote_event(symbol, 1, "99", "101"), quote_event(symbol, 2, "114", "116"))
 
             async def marked() -> bool:
                 return bool((await pnl(symbol)).unrealized_pnl.value == "20")
@@ -151,7 +156,7 @@ async def test_quotes_mark_unrealized_pnl_and_fills_realize_it_net_of_fees(bus: 
             assert [(p.strategy_id, p.net_pnl.value) for p in by_strategy] == [("strat-1", "27.2")]
             stream.cancel()
 
-            # A new instance rebuilds from FILLS and takes its mark from the last quote stored in MD.
+            # A new instance rebuilds from FILLS and takes its mark from the last quote of the last message in MD.
             other = settings_for(account, symbol)
             durables.append(other.durable)
             second = compose(other)

@@ -28,7 +28,8 @@ from services.risk.settings import RiskSettings
 from services.runtime.bus import Bus
 from services.runtime.identity import JWT_PAYLOAD_HEADER
 from services.runtime.server import Registration, RunningServer, start_server
-from services.runtime.streams import FILLS, ORDERS, RISK
+from services.runtime.streams import FILLS, MARKET_DATA, ORDERS, RISK
+from tests.support.marketdata import md_message
 
 pytestmark = pytest.mark.usefixtures("mesh")
 
@@ -159,13 +160,19 @@ async def add_instrument(stub: risk_pb2_grpc.RiskServiceAsyncStub, symbol: str, 
     )
 
 
-async def publish_quote(bus: Bus, symbol: str, bid: str, ask: str) -> None:
-    event = md_events_pb2.MarketDataEvent(
+def quote_event(symbol: str, bid: str, ask: str) -> md_events_pb2.MarketDataEvent:
+    return md_events_pb2.MarketDataEvent(
         event_id=f"quote:{symbol}:{time.time_ns()}",
         publish_time_ns=time.time_ns(),
         quote=market_data_pb2.Quote(symbol=symbol, bid_price=_dec(bid), ask_price=_dec(ask)),
     )
-    await bus.nc.publish(f"md.quote.{symbol}", event.SerializeToString())
+
+
+async def publish_quote(bus: Bus, symbol: str, bid: str, ask: str) -> None:
+    """One MD message of two quotes: a stale one (mid 50), then the current one, whose mid must win."""
+    await bus.nc.publish(
+        f"md.quote.{symbol}", md_message(quote_event(symbol, "49", "51"), quote_event(symbol, bid, ask))
+    )
 
 
 def check_request(case: Case, qty: str, price: str, symbol: str = "", **extra: str) -> risk_pb2.CheckOrderRequest:
@@ -203,6 +210,14 @@ async def test_check_order_over_grpc_approves_and_rejects_with_every_reason(
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await served.stub.CheckOrder(check_request(case, "0", "100"), timeout=CHECK_DEADLINE_S)
     assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_mids_warm_from_the_last_quote_of_the_last_md_message(served: Served, bus: Bus, case: Case) -> None:
+    await bus.ensure_streams([MARKET_DATA])
+    stale, current = quote_event(case.symbol, "9", "11"), quote_event(case.symbol, "19", "21")
+    await bus.publish(f"md.quote.{case.symbol}", md_message(stale, current), f"{stale.event_id}+2")
+    await served.risk.feeds.warm_mids("MD", [case.symbol])
+    assert served.risk.mids.mid(case.symbol, time.time_ns()) == 20
 
 
 async def test_check_order_latency_is_well_inside_the_oms_deadline(served: Served, bus: Bus, case: Case) -> None:

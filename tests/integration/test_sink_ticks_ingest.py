@@ -1,5 +1,6 @@
-"""sink-ticks against the real NATS and QuestDB: rows land exactly once, bars follow, replays and a QuestDB
-restart mid-ingestion neither lose nor duplicate an acknowledged tick."""
+"""sink-ticks against the real NATS and QuestDB: every event of every MD message (several per message) lands exactly
+once, bars follow, a malformed message is skipped, replays and a QuestDB restart mid-ingestion neither lose nor
+duplicate an acknowledged tick."""
 
 from __future__ import annotations
 
@@ -21,9 +22,12 @@ from trade.type.v1 import decimal_pb2, market_data_pb2, order_pb2, venue_pb2
 from mesh import control
 from mesh.ports import load_ports
 from services.runtime.bus import Bus
+from services.runtime.interceptors import ServerInterceptor
 from services.runtime.streams import MARKET_DATA
 from services.sink_ticks.bootstrap import SinkTicks, compose
+from services.sink_ticks.servicer import SinkTicksServicer
 from services.sink_ticks.settings import SinkTicksSettings
+from tests.support.marketdata import md_message
 
 pytestmark = pytest.mark.usefixtures("mesh")
 
@@ -86,19 +90,37 @@ def quote_event(sym: str, seq: int, t0_ns: int) -> events_pb2.MarketDataEvent:
     )
 
 
-async def publish(bus: Bus, events: list[events_pb2.MarketDataEvent], msg_id_suffix: str = "") -> None:
-    for start in range(0, len(events), 200):
-        chunk = events[start : start + 200]
-        await asyncio.gather(
-            *(bus.publish(_subject(e), e.SerializeToString(), e.event_id + msg_id_suffix) for e in chunk)
+def messages(
+    events: list[events_pb2.MarketDataEvent], per_message: int
+) -> list[tuple[str, list[events_pb2.MarketDataEvent]]]:
+    """The events grouped like the normalizer does: per subject, in order, at most per_message in one message."""
+    by_subject: dict[str, list[events_pb2.MarketDataEvent]] = {}
+    for e in events:
+        by_subject.setdefault(_subject(e), []).append(e)
+    return [
+        (subject, group[i : i + per_message])
+        for subject, group in by_subject.items()
+        for i in range(0, len(group), per_message)
+    ]
+
+
+async def publish(
+    bus: Bus, events: list[events_pb2.MarketDataEvent], per_message: int = 25, msg_id_suffix: str = ""
+) -> None:
+    await asyncio.gather(
+        *(
+            bus.publish(subject, md_message(*group), f"{group[0].event_id}+{len(group)}{msg_id_suffix}")
+            for subject, group in messages(events, per_message)
         )
+    )
 
 
-async def publish_retrying(bus: Bus, event: events_pb2.MarketDataEvent) -> None:
+async def publish_retrying(bus: Bus, events: list[events_pb2.MarketDataEvent]) -> None:
     deadline = time.monotonic() + 30
     while True:
         try:
-            await bus.publish(f"md.trade.{event.trade.symbol}", event.SerializeToString(), event.event_id, timeout_s=2)
+            msg_id = f"{events[0].event_id}+{len(events)}"
+            await bus.publish(_subject(events[0]), md_message(*events), msg_id, timeout_s=2)
             return
         except Exception:
             if time.monotonic() > deadline:
@@ -185,33 +207,48 @@ async def pipeline(bus: Bus) -> AsyncIterator[tuple[Pipeline, str]]:
     pipe.drop_tables()
 
 
-async def test_published_ticks_land_in_questdb_with_exact_decimals_bars_and_counters(bus: Bus) -> None:
-    """Through the running sink-ticks service: trades, quotes, ohlcv_1m and GetStats."""
-    sym, t0 = symbol(), (time.time_ns() // 60_000_000_000) * 60_000_000_000
+async def test_every_event_of_multi_event_messages_lands_with_exact_decimals_bars_and_counters(
+    bus: Bus, pipeline: tuple[Pipeline, str]
+) -> None:
+    """Trades and quotes several to a message, a malformed message among them: rows, the bars view and GetStats."""
+    pipe, sym = pipeline
+    t0 = (time.time_ns() // 60_000_000_000) * 60_000_000_000
     trades = [trade_event(sym, i, t0, price=p) for i, p in enumerate(["101.25", "101.5", "100.75", "101"], start=1)]
     quotes = [quote_event(sym, i, t0) for i in range(1, 4)]
-    await publish(bus, [*trades, *quotes])
+    await bus.publish(f"md.trade.{sym}", b"\xff\xff not protobuf", f"garbage:{sym}")
+    await publish(bus, [*trades, *quotes], per_message=3)  # trades in messages of 3 and 1, quotes in one of 3
+    sink = await pipe.start()
+    s = pipe.settings
 
-    await wait_for(lambda: scalar(f"SELECT count() FROM trades WHERE symbol = '{sym}'") == 4)
-    await wait_for(lambda: scalar(f"SELECT count() FROM quotes WHERE symbol = '{sym}'") == 3)
-    row = sql(f"SELECT price, quantity, trade_id, venue, aggressor_side FROM trades WHERE symbol = '{sym}' LIMIT 1")
-    assert row["dataset"] == [["101.250000000000000000", "0.001000000000000000", "T1", "prism", "buy"]]
-    quote = sql(f"SELECT bid_price, ask_size FROM quotes WHERE symbol = '{sym}' LIMIT 1")["dataset"]
-    assert quote == [["100.100000000000000000", None]]  # an absent side stays NULL
+    await wait_for(lambda: scalar(f"SELECT count() FROM {s.trades_table}") == 4)
+    await wait_for(lambda: scalar(f"SELECT count() FROM {s.quotes_table}") == 3)
+    rows = sql(f"SELECT trade_id, price, quantity, venue, aggressor_side FROM {s.trades_table} ORDER BY sequence")
+    assert isinstance(rows["dataset"], list)
+    assert [r[0] for r in rows["dataset"]] == ["T1", "T2", "T3", "T4"]
+    assert rows["dataset"][0] == ["T1", "101.250000000000000000", "0.001000000000000000", "prism", "buy"]
+    quote = sql(f"SELECT sequence, bid_price, ask_size FROM {s.quotes_table} ORDER BY sequence")["dataset"]
+    assert quote == [[i, "100.100000000000000000", None] for i in range(1, 4)]  # an absent side stays NULL
 
-    await wait_for(lambda: scalar(f"SELECT trades FROM ohlcv_1m WHERE symbol = '{sym}'") == 4)
-    bar = sql(f"SELECT open, high, low, close, volume FROM ohlcv_1m WHERE symbol = '{sym}'")["dataset"]
+    await wait_for(lambda: scalar(f"SELECT trades FROM {s.bars_view} WHERE symbol = '{sym}'") == 4)
+    bar = sql(f"SELECT open, high, low, close, volume FROM {s.bars_view} WHERE symbol = '{sym}'")["dataset"]
     assert isinstance(bar, list)
     assert [v.rstrip("0") for v in bar[0]] == ["101.25", "101.5", "100.75", "101.", "0.004"]
 
-    port = load_ports().service("sink_ticks")
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = sink_ticks_pb2_grpc.SinkTicksServiceStub(channel)
-        stats = await stub.GetStats(sink_ticks_pb2.GetStatsRequest(tables=["trades"]), timeout=5)
-        status = await stub.GetIngestStatus(sink_ticks_pb2.GetIngestStatusRequest(), timeout=5)
-    assert [t.table for t in stats.tables] == ["trades"]
-    assert stats.tables[0].rows_written >= 4 and stats.tables[0].batches_written >= 1
-    assert {c.filter_subject for c in status.consumers} == {"md.trade.>", "md.quote.>"}
+    assert sink.ingest.stats().malformed == 1
+    server = grpc.aio.server(interceptors=[ServerInterceptor()])
+    sink_ticks_pb2_grpc.add_SinkTicksServiceServicer_to_server(SinkTicksServicer(sink.ingest, sink.source), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = sink_ticks_pb2_grpc.SinkTicksServiceStub(channel)
+            stats = await stub.GetStats(sink_ticks_pb2.GetStatsRequest(tables=[s.trades_table]), timeout=5)
+            status = await stub.GetIngestStatus(sink_ticks_pb2.GetIngestStatusRequest(), timeout=5)
+    finally:
+        await server.stop(0)
+    assert [(t.table, t.rows_written) for t in stats.tables] == [(s.trades_table, 4)]
+    assert stats.tables[0].batches_written >= 1
+    assert {c.filter_subject for c in status.consumers} == {f"md.trade.{sym}", f"md.quote.{sym}"}
     assert all(c.state == sink_ticks_pb2.CONSUMER_STATE_RUNNING for c in status.consumers)
     assert status.healthy
 
@@ -232,7 +269,7 @@ async def test_replaying_the_same_jetstream_range_twice_leaves_row_counts_unchan
     sink = await pipe.start()
     await wait_for(lambda: sink.ingest.stats().rows_written >= 300)
     # Replay 2: the same trades published again under new message ids (past JetStream's dedup).
-    await publish(bus, events, msg_id_suffix=":again")
+    await publish(bus, events, per_message=7, msg_id_suffix=":again")  # other message boundaries too
     await wait_for(lambda: sink.ingest.stats().rows_written >= 600)
     await asyncio.sleep(1.0)  # let QuestDB apply the WAL
     assert pipe.count() == 300
@@ -248,9 +285,9 @@ async def test_questdb_restart_during_ingestion_loses_and_duplicates_no_acknowle
     total = 600
 
     async def publish_slowly() -> None:
-        for i in range(1, total + 1):
-            await publish_retrying(bus, trade_event(sym, i, t0))
-            if i % 50 == 0:
+        for i in range(1, total + 1, 3):  # three trades a message
+            await publish_retrying(bus, [trade_event(sym, seq, t0) for seq in range(i, i + 3)])
+            if i % 15 == 1:
                 await asyncio.sleep(0.05)
 
     publisher = asyncio.create_task(publish_slowly())

@@ -27,6 +27,7 @@ class FakeClient:
         self.is_connected = True
         self.deliver: Callable[[Msg], Awaitable[None]] | None = None
         self.requested = 0
+        self.bytes_left = 0  # of the pull request's max_bytes (0: no limit)
         self.pulls = 0
         self.seq = 0
 
@@ -42,7 +43,8 @@ class FakeClient:
 
     async def publish(self, subject: str, payload: bytes = b"", reply: str = "", headers: Any = None) -> None:
         if subject.startswith("$JS.API.CONSUMER.MSG.NEXT."):
-            self.requested = json.loads(payload)["batch"]  # a new pull request replaces an exhausted one here
+            request = json.loads(payload)  # a new pull request replaces an exhausted one here
+            self.requested, self.bytes_left = request["batch"], request.get("max_bytes", 0)
             self.pulls += 1
             await self.pump()
         elif payload == b"":  # an ack
@@ -57,6 +59,12 @@ class FakeClient:
 
     async def pump(self) -> None:
         while self.available and self.requested and self.deliver is not None:
+            if self.bytes_left:
+                if len(self.available[0]) > self.bytes_left:  # as the server: a 409 status ends the request
+                    self.requested = 0
+                    await self.deliver(Msg(cast(Any, self), "_INBOX.test", "", b"", {"Status": "409"}))
+                    return
+                self.bytes_left -= len(self.available[0])
             self.requested -= 1
             self.seq += 1
             reply = f"$JS.ACK.S.d.1.{self.seq}.{self.seq}.{time.time_ns()}.0"
@@ -188,3 +196,14 @@ async def test_status_messages_are_never_handled_or_acked_and_a_timed_out_pull_i
         await task
     assert [d for _, batch in handler.batches for d in batch] == [b"a", b"b"]
     assert client.pulls > pulls
+
+
+async def test_a_pull_request_that_reached_its_max_bytes_is_handled_at_once_and_the_next_one_follows() -> None:
+    client, handler = FastClient(), Recorder()
+    await client.add(*(b"m%d__" % i for i in range(6)))  # 4 bytes each, 2 fit in max_bytes 10
+    started = time.monotonic()
+    spec_ = BatchConsumerSpec("S", "d", "md.trade.>", batch=100, max_bytes=10, linger_s=10.0, heartbeat_s=0.05)
+    await run_until(client, spec_, handler, lambda: len(client.acks) == 4)
+    # the third request got m4 and m5 with room to spare: it lingers for more, like any partial batch
+    assert [data for _, data in handler.batches] == [[b"m0__", b"m1__"], [b"m2__", b"m3__"]]
+    assert handler.batches[-1][0] - started < 2.0  # neither waited out the linger

@@ -1,26 +1,32 @@
 """exeq protobuf codec: parent orders survive the round trip through their published form; OMS events map to
-router views and child updates."""
+router views and child updates; every public trade of an MD message reaches the POV engine."""
 
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any, cast
 
 import pytest
+from nats.aio.msg import Msg
 from trade.exeq.v1 import events_pb2 as exeq_events_pb2
+from trade.normalizer.v1 import events_pb2 as md_events_pb2
 from trade.oms.v1 import events_pb2 as oms_events_pb2
-from trade.type.v1 import decimal_pb2, fill_pb2, order_pb2, venue_pb2
+from trade.type.v1 import decimal_pb2, fill_pb2, market_data_pb2, order_pb2, venue_pb2
 
 from services.exeq.adapters.codec import (
     child_update,
     fmt,
+    market_trades,
     order_event_view,
     params_from,
     parent_from,
     parent_pb,
 )
 from services.exeq.adapters.ids import ulid
+from services.exeq.adapters.nats_io import MarketTradeFeed
 from services.exeq.domain.model import Algo, AlgoParams, ParentOrder, ParentStatus
 from services.runtime.errors import DomainError, ErrorKind
+from tests.support.marketdata import md_message
 
 
 def test_parent_order_round_trips_through_its_published_form() -> None:
@@ -127,3 +133,41 @@ def test_ulids_are_26_crockford_characters_and_sort_by_time() -> None:
     a, b = ulid(1_000), ulid(2_000)
     assert len(a) == 26 and a < b
     assert set(a) <= set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+
+
+def _trade(seq: int, qty: str) -> md_events_pb2.MarketDataEvent:
+    return md_events_pb2.MarketDataEvent(
+        event_id=f"trade:BTCUSDT:{seq}",
+        trade=market_data_pb2.Trade(
+            symbol="BTCUSDT", quantity=decimal_pb2.Decimal(value=qty), sequence=seq, event_time_ns=100 + seq
+        ),
+    )
+
+
+def test_market_trades_are_every_trade_of_an_md_message_in_order() -> None:
+    data = md_message(_trade(1, "0.5"), _trade(2, "1.25"), _trade(3, "bad"))
+    assert market_trades(data) == [(Decimal("0.5"), 101), (Decimal("1.25"), 102), (Decimal(0), 103)]
+
+
+async def test_market_trade_feed_counts_the_volume_of_all_trades_and_skips_malformed_messages() -> None:
+    class Engine:
+        def __init__(self) -> None:
+            self.trades: list[tuple[str, Decimal, int]] = []
+
+        def wants_trades(self, symbol: str) -> bool:
+            return True
+
+        def on_market_trade(self, symbol: str, quantity: Decimal, event_time_ns: int) -> None:
+            self.trades.append((symbol, quantity, event_time_ns))
+
+    engine = Engine()
+    feed = MarketTradeFeed(cast(Any, None), "md.trade", cast(Any, engine))
+
+    def msg(data: bytes) -> Msg:
+        return Msg(cast(Any, None), "md.trade.BTCUSDT", "", data, None)
+
+    await feed._on_msg(msg(md_message(_trade(1, "2"), _trade(2, "3"))))
+    await feed._on_msg(msg(b"\xff\xff"))
+    await feed._on_msg(msg(md_message(_trade(3, "4"))))
+    assert engine.trades == [("BTCUSDT", Decimal(2), 101), ("BTCUSDT", Decimal(3), 102), ("BTCUSDT", Decimal(4), 103)]
+    assert feed.malformed == 1

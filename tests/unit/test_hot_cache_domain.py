@@ -1,5 +1,5 @@
 """hot-cache without servers: the sequence guard, books from snapshots and deltas (gaps, stale deltas),
-batch-read rules, and the protobuf codec."""
+batch-read rules, and the protobuf codec (MD messages of several events)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 import pytest
-from trade.type.v1 import market_data_pb2
+from trade.normalizer.v1 import events_pb2
+from trade.type.v1 import decimal_pb2, market_data_pb2, venue_pb2
 
-from services.hot_cache.adapters.codec import encode_book
+from services.hot_cache.adapters.codec import decode_batch, encode_book
 from services.hot_cache.domain.book import Applied, Book
 from services.hot_cache.domain.model import (
     BookDeltaIn,
@@ -23,6 +24,7 @@ from services.hot_cache.domain.model import (
 )
 from services.hot_cache.domain.service import HotCache
 from services.runtime.errors import DomainError, ErrorKind
+from tests.support.marketdata import md_message
 
 
 def lv(price: str, qty: str) -> Level:
@@ -145,3 +147,68 @@ def test_a_cached_book_encodes_as_the_canonical_snapshot_with_exact_decimal_stri
     assert (book.symbol, book.venue, book.sequence, book.depth) == ("BTCUSDT", 1, 11, 20)
     assert [(x.price.value, x.quantity.value) for x in book.bids] == [("99.50", "1")]
     assert [(x.price.value, x.quantity.value) for x in book.asks] == [("101", "0.25")]
+
+
+def D(value: str) -> decimal_pb2.Decimal:
+    return decimal_pb2.Decimal(value=value)
+
+
+def quote_event(seq: int, bid: str) -> events_pb2.MarketDataEvent:
+    return events_pb2.MarketDataEvent(
+        event_id=f"quote:ETHUSDT:{seq}",
+        quote=market_data_pb2.Quote(symbol="ETHUSDT", venue=venue_pb2.VENUE_PRISM, bid_price=D(bid), sequence=seq),
+    )
+
+
+def book_event(seq: int, bids: list[tuple[str, str]], snapshot: bool = False) -> events_pb2.MarketDataEvent:
+    levels = [market_data_pb2.BookLevel(price=D(p), quantity=D(q)) for p, q in bids]
+    if snapshot:
+        return events_pb2.MarketDataEvent(
+            event_id=f"snapshot:BTCUSDT:{seq}",
+            book_snapshot=market_data_pb2.BookSnapshot(
+                symbol="BTCUSDT", venue=venue_pb2.VENUE_PRISM, sequence=seq, bids=levels
+            ),
+        )
+    return events_pb2.MarketDataEvent(
+        event_id=f"book:BTCUSDT:{seq}",
+        book_delta=market_data_pb2.BookDelta(
+            symbol="BTCUSDT", venue=venue_pb2.VENUE_PRISM, sequence=seq, previous_sequence=seq - 1, bids=levels
+        ),
+    )
+
+
+async def test_every_event_of_a_message_is_applied_in_order_and_the_last_quote_wins() -> None:
+    quotes = md_message(quote_event(1, "99"), quote_event(2, "99.5"), quote_event(3, "99.25"))
+    book = md_message(
+        book_event(10, [("99", "1"), ("98", "2")], snapshot=True),
+        book_event(11, [("99", "0"), ("99.5", "3")]),  # removes 99, adds 99.5
+        book_event(12, [("99.5", "4")]),  # then changes 99.5: only right if applied after 11
+    )
+    batch = decode_batch([quotes, book])
+    assert [u.sequence for u in batch.updates] == [1, 2, 3]
+    assert [e.sequence for e in batch.book_events] == [10, 11, 12] and batch.malformed == 0
+
+    store = MemoryStore()
+    cache = HotCache(store, fake_encode, book_depth=5)
+    assert await cache.apply(batch.updates, batch.book_events) == 2
+    cached = market_data_pb2.Quote.FromString(store.data[(CacheKind.QUOTE, "ETHUSDT")].payload)
+    assert (cached.sequence, cached.bid_price.value) == (3, "99.25")
+    assert store.data[(CacheKind.BOOK, "BTCUSDT")].payload == b"book@12:2"
+    assert cache._books["BTCUSDT"].bids[Decimal("99.5")].quantity == Decimal("4")
+
+
+def test_a_malformed_message_or_event_is_counted_and_the_rest_of_the_batch_still_decodes() -> None:
+    bad_level = book_event(11, [("NaN", "1")])
+    no_payload = events_pb2.MarketDataEvent(event_id="quote:ETHUSDT:9")
+    no_symbol = quote_event(2, "99")
+    no_symbol.quote.symbol = ""
+    payloads = [
+        b"\xff\xff not protobuf",
+        md_message(),  # a message without events
+        md_message(quote_event(1, "99"), no_payload, no_symbol, quote_event(3, "98")),
+        md_message(book_event(10, [("99", "1")], snapshot=True), bad_level, book_event(12, [("98", "1")])),
+    ]
+    batch = decode_batch(payloads)
+    assert batch.malformed == 5
+    assert [u.sequence for u in batch.updates] == [1, 3]
+    assert [e.sequence for e in batch.book_events] == [10, 12]

@@ -1,13 +1,20 @@
-"""Paper venue fill math: fills at the mid moved by the slippage, fees in bps of notional, limits rest until crossed."""
+"""Paper venue fill math: fills at the mid moved by the slippage, fees in bps of notional, limits rest until crossed;
+the adapter applies every quote of an MD message and skips malformed ones."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any, cast
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from nats.aio.msg import Msg
+from trade.normalizer.v1 import events_pb2
+from trade.type.v1 import decimal_pb2, market_data_pb2
 
+from services.live_gateway.adapters.paper import PaperAdapter
 from services.live_gateway.domain.model import (
     AmendOrder,
     CancelOrder,
@@ -20,9 +27,11 @@ from services.live_gateway.domain.model import (
     Side,
     TimeInForce,
     Venue,
+    VenueExecution,
     VenueRejected,
 )
 from services.live_gateway.domain.paper import PaperConfig, PaperEngine, fee_for, quote_asset, slipped_price
+from tests.support.marketdata import md_message
 
 D = Decimal
 CONFIG = PaperConfig(slippage_bps=D(10), maker_fee_bps=D(2), taker_fee_bps=D(5))
@@ -173,3 +182,38 @@ def test_fee_is_the_exact_fee_rounded_up_to_the_fee_precision(price: Decimal, qt
     fee = fee_for(price, qty, rate, 8)
     exact = price * qty * rate / 10_000
     assert exact <= fee < exact + D("1e-8")
+
+
+def _quote_msg(*bid_asks: tuple[str, str]) -> Msg:
+    events = [
+        events_pb2.MarketDataEvent(
+            event_id=f"quote:BTCUSDT:{seq}",
+            quote=market_data_pb2.Quote(
+                symbol="BTCUSDT",
+                bid_price=decimal_pb2.Decimal(value=bid),
+                ask_price=decimal_pb2.Decimal(value=ask),
+                sequence=seq,
+            ),
+        )
+        for seq, (bid, ask) in enumerate(bid_asks, start=1)
+    ]
+    return Msg(cast(Any, None), "md.quote.BTCUSDT", "", md_message(*events), None)
+
+
+async def test_paper_adapter_applies_every_quote_of_a_message_and_skips_malformed_messages() -> None:
+    class Clock:
+        def now_ns(self) -> int:
+            return 50
+
+    delivered: list[VenueExecution] = []
+
+    async def sink(executions: Sequence[VenueExecution], advance_checkpoint: bool) -> None:
+        delivered.extend(executions)
+
+    adapter = PaperAdapter(engine_at("100", "102"), cast(Any, None), Clock())
+    await adapter.start(sink, cast(Any, None))
+    adapter.engine.place(order("o1", limit(Side.BUY, "1", "100")), 10)
+    await adapter._on_msg(Msg(cast(Any, None), "md.quote.BTCUSDT", "", b"\xff\xff", None))  # logged, skipped
+    await adapter._on_msg(_quote_msg(("100.2", "101"), ("99", "100.5"), ("101", "103")))  # the middle one crosses
+    assert [(e.exec_type, e.last_price) for e in delivered] == [(ExecType.TRADE, D(100))]
+    assert adapter.engine.mid("BTCUSDT") == D(102)  # the last quote is the mid

@@ -9,7 +9,8 @@ from trade.normalizer.v1 import events_pb2
 from trade.prism.v1 import feed_pb2
 from trade.type.v1 import order_pb2
 
-from services.normalizer.adapters.codec import decode_prism, event_pb
+from services.normalizer.adapters.codec import decode_prism, event_pb, resume_sequences
+from services.normalizer.adapters.nats_md import md_messages
 from services.normalizer.domain.model import (
     BookDelta,
     BookSnapshot,
@@ -215,3 +216,38 @@ def test_canonical_events_serialize_with_normalized_decimals_and_deterministic_i
     pb = events_pb2.MarketDataEvent.FromString(event_pb(out.events[0], 5).SerializeToString())
     assert pb.event_id == "snapshot:BTCUSDT:1" and pb.publish_time_ns == 5
     assert (pb.book_snapshot.bids[0].price.value, pb.book_snapshot.asks[0].quantity.value) == ("60000", "1")
+
+
+def test_a_batch_goes_out_as_one_md_message_per_subject_in_order_and_resumes_from_each_last_event() -> None:
+    n = normalizer()
+    events = n.handle(image(1, [(100, 1)], [(200, 1)])).events
+    for seq, price in ((2, 150), (3, 160), (4, 170)):
+        events += n.handle(level(seq, order_pb2.SIDE_BUY, price, 1)).events
+    messages = md_messages(events, 7, max_events=3)
+    assert [(subject, msg_id) for subject, _, msg_id in messages] == [
+        ("md.book.BTCUSDT", "snapshot:BTCUSDT:1+3"),
+        ("md.book.BTCUSDT", "book:BTCUSDT:4+1"),
+        ("md.quote.BTCUSDT", "quote:BTCUSDT:1+3"),
+        ("md.quote.BTCUSDT", "quote:BTCUSDT:4+1"),
+    ]
+    decoded = [list(events_pb2.MarketDataBatch.FromString(data).events) for _, data, _ in messages]
+    assert [e.event_id for e in decoded[0] + decoded[1]] == [
+        "snapshot:BTCUSDT:1",
+        "book:BTCUSDT:2",
+        "book:BTCUSDT:3",
+        "book:BTCUSDT:4",
+    ]
+    assert all(e.publish_time_ns == 7 for batch in decoded for e in batch)
+    sequences, venue = resume_sequences([data for _, data, _ in messages])
+    assert (sequences.book, sequences.quote, sequences.trade, venue) == (4, 4, 0, Venue.PRISM)
+
+
+def test_resume_reads_a_last_message_stored_before_md_batches_as_a_single_event() -> None:
+    n = normalizer()
+    n.handle(image(1, [(100, 1)], [(200, 1)]))
+    n.handle(level(2, order_pb2.SIDE_BUY, 150, 1))
+    (snapshot, quote) = n.handle(image(9, [(100, 1)], [(200, 1)])).events
+    assert (snapshot.payload.sequence, quote.payload.sequence) == (3, 3)
+    legacy = [event_pb(snapshot, 1).SerializeToString(), event_pb(quote, 1).SerializeToString()]
+    sequences, venue = resume_sequences([*legacy, b"\x00garbage"])
+    assert (sequences.book, sequences.quote, venue) == (3, 3, Venue.PRISM)

@@ -8,22 +8,24 @@ import asyncio
 import itertools
 import time
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from trade.normalizer.v1 import events_pb2 as md_events_pb2
 from trade.pnl.v1 import events_pb2, pnl_pb2
 from trade.type.v1 import decimal_pb2, market_data_pb2
 
-from services.pnl.adapters.codec import decode_quote
+from services.pnl.adapters.codec import decode_quotes
 from services.pnl.adapters.daily import DailySnapshotStore
 from services.pnl.adapters.hub import PnlHub
+from services.pnl.adapters.marks import QuoteMarks
 from services.pnl.adapters.scheduler import EndOfDayScheduler
 from services.pnl.domain.ledger import PnlLedger
 from services.pnl.domain.model import FillRecord, Side, Snapshot, day_start_ns
 from services.pnl.domain.service import PnlService
 from services.pnl.servicer import PnlServicer
 from services.runtime.errors import DomainError, ErrorKind
+from tests.support.marketdata import md_message
 
 
 class Clock:
@@ -162,12 +164,33 @@ async def test_the_scheduler_closes_the_day_that_ended_at_midnight() -> None:
     assert closed == [day, day]
 
 
-def test_a_quote_decodes_to_bid_ask_and_time_and_garbage_to_nothing() -> None:
-    event = md_events_pb2.MarketDataEvent(
-        quote=market_data_pb2.Quote(symbol="X", bid_price=decimal_pb2.Decimal(value="1.5"), event_time_ns=7)
-    )
-    assert decode_quote(event.SerializeToString()) == ("X", Decimal("1.5"), None, 7)
-    assert decode_quote(b"\xff\xff") is None
-    assert (
-        decode_quote(md_events_pb2.MarketDataEvent(trade=market_data_pb2.Trade(symbol="X")).SerializeToString()) is None
-    )
+def _quote(seq: int, bid: str, ask: str = "", symbol: str = "X") -> md_events_pb2.MarketDataEvent:
+    quote = market_data_pb2.Quote(symbol=symbol, bid_price=decimal_pb2.Decimal(value=bid), event_time_ns=seq)
+    if ask:
+        quote.ask_price.value = ask
+    return md_events_pb2.MarketDataEvent(event_id=f"quote:{symbol}:{seq}", quote=quote)
+
+
+def test_the_quotes_of_an_md_message_decode_in_order_and_garbage_to_nothing() -> None:
+    trade = md_events_pb2.MarketDataEvent(trade=market_data_pb2.Trade(symbol="X"))
+    assert decode_quotes(md_message(_quote(7, "1.5"), trade, _quote(8, "2", "3"))) == [
+        ("X", Decimal("1.5"), None, 7),
+        ("X", Decimal("2"), Decimal("3"), 8),
+    ]
+    assert decode_quotes(b"\xff\xff") is None
+    assert decode_quotes(md_message(trade)) == []
+
+
+def test_a_mark_takes_the_last_two_sided_quote_of_a_message_and_malformed_messages_are_counted() -> None:
+    marked: list[tuple[str, Decimal | None, Decimal | None, int]] = []
+
+    class Service:
+        def on_quote(self, symbol: str, bid: Decimal | None, ask: Decimal | None, time_ns: int) -> None:
+            marked.append((symbol, bid, ask, time_ns))
+
+    marks = QuoteMarks(cast(Any, None), cast(Any, Service()), "md.quote.>", "MD", "md.quote")
+    marks._apply(md_message(_quote(1, "10", "12"), _quote(2, "20", "22"), _quote(3, "30")))  # 3: one-sided
+    assert marked == [("X", Decimal(20), Decimal(22), 2)]
+    marks._apply(b"\xff\xff")
+    marks._apply(md_message(_quote(4, "1")))  # no mid: no mark
+    assert len(marked) == 1 and marks.malformed == 1 and marks.quotes == 4

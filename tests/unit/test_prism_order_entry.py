@@ -436,7 +436,7 @@ MemberCmd = tuple[str, int, int, int, tuple[int, int], int]
 member_cmd = st.tuples(
     st.sampled_from(["M0", "M1", "M2"]),
     st.sampled_from([BUY, SELL]),
-    st.integers(1, 30),  # x 0.05 SOL
+    st.integers(3, 30),  # x 0.05 SOL: >= 5 USDT notional even at half the price (the mid of a one-sided book)
     st.integers(-6, 6),  # ticks from the mid
     st.sampled_from([(LIMIT, GTC), (LIMIT, IOC), (LIMIT, FOK), (MARKET, IOC)]),
     st.integers(0, 6),  # participant steps before it

@@ -30,6 +30,7 @@ from services.risk.domain.model import (
 )
 from services.risk.domain.state import ExposureBook, MidBook, PnlBook, trading_day
 from services.risk.settings import RiskSettings
+from tests.support.marketdata import md_message
 from tests.unit.risk_support import BTC, DEFAULTS, T0, D
 
 
@@ -91,16 +92,29 @@ def test_order_leaves_fall_back_to_quantity_minus_cum_when_absent() -> None:
     assert book.open_orders("a")[0].leaves_qty == D("3.5")
 
 
+def _quote(symbol: str, bid: str, ask: str = "") -> md_events_pb2.MarketDataEvent:
+    quote = market_data_pb2.Quote(symbol=symbol, bid_price=_dec(bid))
+    if ask:
+        quote.ask_price.value = ask
+    return md_events_pb2.MarketDataEvent(quote=quote)
+
+
 def test_quote_sets_the_mid_which_goes_stale() -> None:
     mids = MidBook(max_age_ns=10**9)
-    event = md_events_pb2.MarketDataEvent(
-        quote=market_data_pb2.Quote(symbol="BTCUSDT", bid_price=_dec("100"), ask_price=_dec("101"))
-    )
-    assert apply_quote(mids, event.SerializeToString(), T0)
+    assert apply_quote(mids, md_message(_quote("BTCUSDT", "100", "101")), T0)
     assert mids.mid("BTCUSDT", T0) == D("100.5")
     assert mids.mid("BTCUSDT", T0 + 2 * 10**9) is None
-    one_sided = md_events_pb2.MarketDataEvent(quote=market_data_pb2.Quote(symbol="ETHUSDT", bid_price=_dec("1")))
-    assert not apply_quote(mids, one_sided.SerializeToString(), T0)
+    assert not apply_quote(mids, md_message(_quote("ETHUSDT", "1")), T0)
+
+
+def test_the_last_two_sided_quote_of_a_message_sets_the_mid() -> None:
+    mids = MidBook(max_age_ns=0)
+    trade = md_events_pb2.MarketDataEvent(trade=market_data_pb2.Trade(symbol="BTCUSDT"))
+    assert apply_quote(mids, md_message(_quote("BTCUSDT", "100", "101"), _quote("BTCUSDT", "200", "202"), trade), T0)
+    assert mids.mid("BTCUSDT", T0) == D("201")
+    assert apply_quote(mids, md_message(_quote("BTCUSDT", "300", "302"), _quote("BTCUSDT", "1")), T0)
+    assert mids.mid("BTCUSDT", T0) == D("301")  # the one-sided last quote has no mid: the one before wins
+    assert not apply_quote(mids, md_message(), T0)
 
 
 def test_pnl_snapshot_keeps_the_latest_day_net_pnl_of_today() -> None:

@@ -1,5 +1,5 @@
-"""sink-ticks without servers: protobuf -> rows (exact decimals, malformed input counted), and the ingest
-service retrying a failed write until the store accepts it, counting rows, batches, errors and lag."""
+"""sink-ticks without servers: MD messages (several events each) -> rows (exact decimals, malformed input counted),
+and the ingest service retrying a failed write until the store accepts it, counting rows, batches, errors and lag."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ from trade.type.v1 import decimal_pb2, market_data_pb2, order_pb2, venue_pb2
 from services.sink_ticks.adapters.codec import decode_batch
 from services.sink_ticks.domain.model import QuoteRow, TickBatch, TradeRow
 from services.sink_ticks.domain.service import TickIngest
+from tests.support.marketdata import md_message
 
 
 def D(value: str) -> decimal_pb2.Decimal:
     return decimal_pb2.Decimal(value=value)
 
 
-def trade_bytes(seq: int, price: str = "64123.45", qty: str = "0.00012") -> bytes:
+def trade_event(seq: int, price: str = "64123.45", qty: str = "0.00012") -> events_pb2.MarketDataEvent:
     return events_pb2.MarketDataEvent(
         event_id=f"trade:BTCUSDT:{seq}",
         publish_time_ns=3_000,
@@ -27,7 +28,20 @@ def trade_bytes(seq: int, price: str = "64123.45", qty: str = "0.00012") -> byte
             quantity=D(qty), aggressor_side=order_pb2.SIDE_SELL, sequence=seq, event_time_ns=1_000,
             receive_time_ns=2_000,
         ),
-    ).SerializeToString()  # fmt: skip
+    )  # fmt: skip
+
+
+def quote_event(seq: int) -> events_pb2.MarketDataEvent:
+    return events_pb2.MarketDataEvent(
+        event_id=f"quote:ETHUSDT:{seq}",
+        quote=market_data_pb2.Quote(symbol="ETHUSDT", venue=venue_pb2.VENUE_PRISM, bid_price=D(f"3000.{seq}"),
+                                    bid_size=D("2"), sequence=seq, receive_time_ns=5_000),
+    )  # fmt: skip
+
+
+def trade_bytes(seq: int, price: str = "64123.45", qty: str = "0.00012") -> bytes:
+    """An MD message carrying one trade."""
+    return md_message(trade_event(seq, price, qty))
 
 
 def test_a_trade_maps_to_a_row_with_exact_decimals_and_venue_tokens() -> None:
@@ -41,24 +55,35 @@ def test_a_trade_maps_to_a_row_with_exact_decimals_and_venue_tokens() -> None:
 
 
 def test_a_quote_with_an_empty_side_maps_to_null_price_and_size() -> None:
-    event = events_pb2.MarketDataEvent(
-        event_id="quote:ETHUSDT:3",
-        quote=market_data_pb2.Quote(symbol="ETHUSDT", venue=venue_pb2.VENUE_PRISM, bid_price=D("3000.1"),
-                                    bid_size=D("2"), sequence=3, receive_time_ns=5_000),
-    )  # fmt: skip
-    (row,) = decode_batch([event.SerializeToString()]).quotes
-    assert (row.bid_price, row.bid_size, row.ask_price, row.ask_size) == (Decimal("3000.1"), Decimal("2"), None, None)
+    (row,) = decode_batch([md_message(quote_event(3))]).quotes
+    assert (row.bid_price, row.bid_size, row.ask_price, row.ask_size) == (Decimal("3000.3"), Decimal("2"), None, None)
     assert row.ts_ns == 5_000  # no venue time: the receive time is the designated timestamp
 
 
-def test_malformed_messages_are_counted_and_skipped_and_books_ignored() -> None:
+def test_every_event_of_every_message_becomes_a_row_in_order() -> None:
+    trades = md_message(*(trade_event(seq) for seq in range(1, 6)))
+    quotes = md_message(*(quote_event(seq) for seq in range(1, 4)))
+    batch = decode_batch([trades, quotes, trade_bytes(6)])
+    assert [t.sequence for t in batch.trades] == [1, 2, 3, 4, 5, 6]
+    assert [q.sequence for q in batch.quotes] == [1, 2, 3]
+    assert (len(batch), batch.messages, batch.malformed) == (9, 3, 0)
+
+
+def test_malformed_messages_and_events_are_counted_and_skipped_and_books_ignored() -> None:
     no_id = events_pb2.MarketDataEvent(trade=market_data_pb2.Trade(symbol="X", price=D("1"), quantity=D("1")))
     book = events_pb2.MarketDataEvent(book_delta=market_data_pb2.BookDelta(symbol="X", sequence=1))
-    payloads = [b"\xff\xff not protobuf", trade_bytes(1, price="1e5"), trade_bytes(2, price="NaN"),
-                no_id.SerializeToString(), book.SerializeToString(), trade_bytes(3)]  # fmt: skip
+    payloads = [b"\xff\xff not protobuf", md_message(), trade_bytes(1, price="1e5"), trade_bytes(2, price="NaN"),
+                md_message(no_id), md_message(book), trade_bytes(3)]  # fmt: skip
     batch = decode_batch(payloads)
-    assert batch.malformed == 4
+    assert batch.malformed == 5
     assert [t.sequence for t in batch.trades] == [3]
+
+
+def test_an_invalid_event_skips_only_itself_not_the_rest_of_its_message() -> None:
+    mixed = md_message(trade_event(1), trade_event(2, price="NaN"), events_pb2.MarketDataEvent(), trade_event(4))
+    batch = decode_batch([mixed])
+    assert [t.sequence for t in batch.trades] == [1, 4]
+    assert (batch.malformed, batch.messages) == (2, 1)
 
 
 class FlakyWriter:
@@ -90,13 +115,13 @@ async def test_a_failed_write_is_retried_until_accepted_and_only_then_counted() 
 
     writer = FlakyWriter(failures=3)
     ingest = TickIngest(writer, Clock(), sleep, "trades", "quotes")
-    batch = decode_batch([trade_bytes(1), trade_bytes(2)])
+    batch = decode_batch([md_message(trade_event(1), trade_event(2)), trade_bytes(3)])
     await ingest.ingest(batch)
 
-    assert writer.written == [2] and writer.resets == 3
+    assert writer.written == [3] and writer.resets == 3
     assert sleeps == [0.1, 0.2, 0.4]
     trades, quotes = ingest.stats().tables
-    assert (trades.rows_written, trades.batches_written, trades.write_errors) == (2, 1, 3)
+    assert (trades.rows_written, trades.batches_written, trades.write_errors) == (3, 1, 3)
     assert quotes.rows_written == 0 and quotes.write_errors == 0
     assert trades.lag_ns(10_000) == 9_000 and ingest.stats().max_lag_ns == 9_000
     assert ingest.last_write_ok

@@ -8,6 +8,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from trade.exeq.v1 import events_pb2 as exeq_events_pb2
+from trade.normalizer.v1 import events_pb2 as md_events_pb2
 from trade.oms.v1 import events_pb2 as oms_events_pb2
 from trade.type.v1 import decimal_pb2, errors_pb2, order_pb2, venue_pb2
 
@@ -98,6 +99,17 @@ def lenient_decimal(msg: Any, name: str) -> Decimal:
     if not msg.HasField(name) or not _DECIMAL.fullmatch(getattr(msg, name).value):
         return Decimal(0)
     return Decimal(getattr(msg, name).value)
+
+
+def market_trades(data: bytes) -> list[tuple[Decimal, int]]:
+    """(quantity, event time) of every public trade of an MD message (a MarketDataBatch), in order.
+    Raises DecodeError for a message that is not one."""
+    batch = md_events_pb2.MarketDataBatch.FromString(data)
+    return [
+        (lenient_decimal(event.trade, "quantity"), event.trade.event_time_ns)
+        for event in batch.events
+        if event.HasField("trade")
+    ]
 
 
 # --- ORDERS (OMS order events) -------------------------------------------------------------------------------

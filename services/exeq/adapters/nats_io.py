@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
-from decimal import Decimal
 
 import structlog
 from google.protobuf.message import DecodeError
@@ -14,10 +13,9 @@ from nats.aio.subscription import Subscription
 from nats.js import api
 from nats.js.errors import NotFoundError
 from trade.exeq.v1 import events_pb2 as exeq_events_pb2
-from trade.normalizer.v1 import events_pb2 as md_events_pb2
 from trade.oms.v1 import events_pb2 as oms_events_pb2
 
-from services.exeq.adapters.codec import child_update, event_pb, lenient_decimal, order_event_view, parent_from
+from services.exeq.adapters.codec import child_update, event_pb, market_trades, order_event_view, parent_from
 from services.exeq.domain.engine import ExecutionEngine
 from services.exeq.domain.model import ParentEvent, ParentOrder
 from services.exeq.domain.router import Router
@@ -158,6 +156,7 @@ class MarketTradeFeed:
         self._wanted: frozenset[str] = frozenset()
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.malformed = 0
 
     @property
     def symbols(self) -> frozenset[str]:
@@ -202,13 +201,13 @@ class MarketTradeFeed:
         if not self._engine.wants_trades(symbol):
             return
         try:
-            event = md_events_pb2.MarketDataEvent.FromString(msg.data)
+            trades = market_trades(msg.data)
         except DecodeError:
+            self.malformed += 1
+            log.warning("exeq.malformed_market_trades", subject=msg.subject)
             return
-        if event.HasField("trade"):
-            trade = event.trade
-            quantity: Decimal = lenient_decimal(trade, "quantity")
-            self._engine.on_market_trade(symbol, quantity, trade.event_time_ns)
+        for quantity, event_time_ns in trades:  # POV counts the volume of every trade of the batch
+            self._engine.on_market_trade(symbol, quantity, event_time_ns)
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -50,8 +50,7 @@ def venue_from_token(token: str) -> venue_pb2.Venue.ValueType:
     return venue_pb2.Venue.Value(name) if name in known else venue_pb2.VENUE_UNSPECIFIED
 
 
-def decode_event(data: bytes, out: DecodedBatch) -> None:
-    event = events_pb2.MarketDataEvent.FromString(data)
+def decode_event(event: events_pb2.MarketDataEvent, out: DecodedBatch) -> None:
     kind = event.WhichOneof("payload")
     if kind == "quote":
         if not event.quote.symbol:
@@ -84,12 +83,23 @@ def decode_event(data: bytes, out: DecodedBatch) -> None:
 
 
 def decode_batch(payloads: Iterable[bytes]) -> DecodedBatch:
+    """Decode MD messages (each a MarketDataBatch: one or more events of its subject, in sequence order), keeping
+    every event in order. An undecodable or empty message counts once as malformed, and so does each invalid event
+    of a message, whose other events are still applied."""
     out = DecodedBatch()
     for data in payloads:
         try:
-            decode_event(data, out)
-        except (DecodeError, MalformedEvent):
+            events = events_pb2.MarketDataBatch.FromString(data).events
+        except DecodeError:
             out.malformed += 1
+            continue
+        if not events:
+            out.malformed += 1
+        for event in events:
+            try:
+                decode_event(event, out)
+            except MalformedEvent:
+                out.malformed += 1
     return out
 
 

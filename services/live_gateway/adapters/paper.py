@@ -1,19 +1,22 @@
-"""The paper venue: the PaperEngine fed with live quotes (md.quote.<symbol>, NATS core, MarketDataEvent).
+"""The paper venue: the PaperEngine fed with live quotes (md.quote.<symbol>, NATS core, MarketDataBatch).
 
-A symbol's quotes are subscribed on its first order; the last quote kept in JetStream MD seeds the mid so a market
-order does not wait for the next tick. Every paper execution is handed to the gateway under one lock, so reports
+Every quote of a message is applied in order (a resting limit fills if any of them crosses it). A symbol's quotes
+are subscribed on its first order; the last quote of the last message kept in JetStream MD seeds the mid so a
+market order does not wait for the next tick. Every paper execution is handed to the gateway under one lock, so reports
 of an order come out in the engine's order (a quote-triggered fill never overtakes the order's NEW).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import structlog
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.errors import NotFoundError
 from trade.normalizer.v1 import events_pb2
+from trade.type.v1 import market_data_pb2
 
 from services.live_gateway.adapters.codec import dec_or_none
 from services.live_gateway.domain.model import (
@@ -44,6 +47,12 @@ CAPABILITIES = VenueCapabilities(
     time_in_force=(TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK, TimeInForce.GTD),
     native_amend=True,
 )
+
+
+def quotes_of(data: bytes) -> list[market_data_pb2.Quote]:
+    """The quotes of an MD message (a MarketDataBatch), in order; raises DecodeError for anything else."""
+    batch = events_pb2.MarketDataBatch.FromString(data)
+    return [event.quote for event in batch.events if event.HasField("quote")]
 
 
 class PaperAdapter:
@@ -91,25 +100,26 @@ class PaperAdapter:
         assert self._sink is not None
         await self._sink(events, False)
 
-    async def _apply(self, event: events_pb2.MarketDataEvent) -> None:
-        if not event.HasField("quote"):
+    async def _apply(self, quotes: Sequence[market_data_pb2.Quote]) -> None:
+        if not quotes:
             return
-        q = event.quote
         now = self._clock.now_ns()
         self._last_quote_ns = now
         async with self._lock:
-            events = self.engine.on_quote(
-                q.symbol,
-                dec_or_none(q.bid_price, q.HasField("bid_price")),
-                dec_or_none(q.ask_price, q.HasField("ask_price")),
-                now,
-            )
+            events: list[VenueExecution] = []
+            for q in quotes:
+                events += self.engine.on_quote(
+                    q.symbol,
+                    dec_or_none(q.bid_price, q.HasField("bid_price")),
+                    dec_or_none(q.ask_price, q.HasField("ask_price")),
+                    now,
+                )
             await self._deliver(events)
 
     async def _on_msg(self, msg: Msg) -> None:
         try:
-            await self._apply(events_pb2.MarketDataEvent.FromString(msg.data))
-        except Exception as exc:  # one bad quote or a failed publish must not kill the subscription
+            await self._apply(quotes_of(msg.data))
+        except Exception as exc:  # one bad message or a failed publish must not kill the subscription
             log.warning("paper.quote_failed", subject=msg.subject, error=repr(exc))
 
     async def ensure_symbol(self, symbol: str) -> None:
@@ -120,7 +130,7 @@ class PaperAdapter:
         if self.engine.mid(symbol) is None:
             try:
                 last = await self._bus.js.get_last_msg(self._md_stream, subject)
-                await self._apply(events_pb2.MarketDataEvent.FromString(last.data or b""))
+                await self._apply(quotes_of(last.data or b"")[-1:])
             except NotFoundError:
                 pass
             except Exception as exc:

@@ -141,12 +141,13 @@ class NatsMarketDataSource:
     async def _on_msg(self, msg: Msg) -> None:
         self.received += 1
         try:
-            event = events_pb2.MarketDataEvent.FromString(msg.data)
+            events = events_pb2.MarketDataBatch.FromString(msg.data).events
         except DecodeError:
             self.undecodable += 1
             log.warning("marketdata.undecodable", subject=msg.subject)
             return
-        self.dispatch(event)
+        for event in events:
+            self.dispatch(event)
 
     def dispatch(self, event: events_pb2.MarketDataEvent) -> None:
         which = event.WhichOneof("payload")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Sequence
 from decimal import Decimal
 
 from google.protobuf.message import DecodeError
@@ -168,9 +170,28 @@ def event_pb(event: Event, publish_time_ns: int) -> events_pb2.MarketDataEvent:
     return out
 
 
+def batch_bytes(events: Sequence[Event], publish_time_ns: int) -> bytes:
+    """One MD message: a MarketDataBatch of events that share a subject."""
+    return events_pb2.MarketDataBatch(events=[event_pb(e, publish_time_ns) for e in events]).SerializeToString()
+
+
+def _last_event(data: bytes) -> events_pb2.MarketDataEvent:
+    """The last event of an MD message; MD keeps messages for 24 h, so a message stored before MarketDataBatch (a
+    single MarketDataEvent) may still be the last of its subject."""
+    with contextlib.suppress(DecodeError):
+        events = events_pb2.MarketDataBatch.FromString(data).events
+        if events and events[-1].WhichOneof("payload"):
+            return events[-1]
+    try:
+        return events_pb2.MarketDataEvent.FromString(data)
+    except DecodeError:
+        return events_pb2.MarketDataEvent()
+
+
 def sequence_of(data: bytes) -> tuple[str, int, Venue]:
-    """(kind, canonical sequence, venue) of a published MarketDataEvent (to resume after a restart)."""
-    pb = events_pb2.MarketDataEvent.FromString(data)
+    """(kind, canonical sequence, venue) of the last event of a published MarketDataBatch (to resume after a
+    restart)."""
+    pb = _last_event(data)
     which = pb.WhichOneof("payload")
     if which == "quote":
         return "quote", pb.quote.sequence, PB_TO_VENUE.get(pb.quote.venue, Venue.UNSPECIFIED)

@@ -8,7 +8,7 @@ import time
 import structlog
 from nats.js.errors import NotFoundError
 
-from services.normalizer.adapters.codec import event_pb, resume_sequences
+from services.normalizer.adapters.codec import batch_bytes, resume_sequences
 from services.normalizer.domain.model import Event, Sequences, Venue
 from services.runtime.bus import Bus
 from services.runtime.streams import MARKET_DATA
@@ -16,17 +16,32 @@ from services.runtime.streams import MARKET_DATA
 log = structlog.get_logger("normalizer.nats")
 
 
-class MarketDataPublisher:
-    """Publishes canonical events (Nats-Msg-Id = event_id, so a retry or a replay is deduplicated)."""
+def md_messages(events: list[Event], publish_time_ns: int, max_events: int) -> list[tuple[str, bytes, str]]:
+    """(subject, MarketDataBatch bytes, Nats-Msg-Id) per group of at most max_events events of a subject; each
+    subject keeps its events' order."""
+    by_subject: dict[str, list[Event]] = {}
+    for event in events:
+        by_subject.setdefault(event.subject, []).append(event)
+    out = []
+    for subject, group in by_subject.items():
+        for i in range(0, len(group), max_events):
+            part = group[i : i + max_events]
+            out.append((subject, batch_bytes(part, publish_time_ns), f"{part[0].event_id}+{len(part)}"))
+    return out
 
-    def __init__(self, bus: Bus, attempts: int = 20) -> None:
+
+class MarketDataPublisher:
+    """Publishes canonical events, the events of a subject grouped into MarketDataBatch messages of at most
+    max_events (Nats-Msg-Id = first event id + count, so a retry or a replay is deduplicated)."""
+
+    def __init__(self, bus: Bus, attempts: int = 20, max_events: int = 256) -> None:
         self.bus = bus
         self.attempts = attempts
+        self.max_events = max_events
 
     async def publish(self, events: list[Event]) -> None:
-        """Publish all events pipelined (written in order, acks awaited together); retry the ones that failed."""
-        now = time.time_ns()
-        pending = [(e.subject, event_pb(e, now).SerializeToString(), e.event_id) for e in events]
+        """Publish all messages pipelined (written in order, acks awaited together); retry the ones that failed."""
+        pending = md_messages(events, time.time_ns(), self.max_events)
         for attempt in range(self.attempts):
             results = await asyncio.gather(
                 *(self.bus.publish(subject, data, msg_id=msg_id) for subject, data, msg_id in pending),

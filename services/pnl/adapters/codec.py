@@ -67,21 +67,30 @@ def decode_fill(payload: bytes) -> FillRecord:
     )
 
 
-def decode_quote(payload: bytes) -> tuple[str, Decimal | None, Decimal | None, int] | None:
-    """(symbol, bid, ask, event time) of a canonical quote event; None for anything else or garbage."""
-    event = md_events_pb2.MarketDataEvent()
+QuoteTick = tuple[str, Decimal | None, Decimal | None, int]
+
+
+def decode_quotes(payload: bytes) -> list[QuoteTick] | None:
+    """(symbol, bid, ask, event time) of every canonical quote event of an MD message (a MarketDataBatch), in
+    order; other events are left out. None when the payload is not a MarketDataBatch."""
+    batch = md_events_pb2.MarketDataBatch()
     try:
-        event.ParseFromString(payload)
+        batch.ParseFromString(payload)
     except DecodeError:
         return None
-    if event.WhichOneof("payload") != "quote" or not event.quote.symbol:
-        return None
-    quote = event.quote
-    sides = []
-    for field in ("bid_price", "ask_price"):
-        text = getattr(quote, field).value if quote.HasField(field) else ""
-        sides.append(Decimal(text) if _DECIMAL(text) else None)
-    return quote.symbol, sides[0], sides[1], quote.event_time_ns or quote.receive_time_ns or event.publish_time_ns
+    out = []
+    for event in batch.events:
+        if event.WhichOneof("payload") != "quote" or not event.quote.symbol:
+            continue
+        quote = event.quote
+        sides = []
+        for field in ("bid_price", "ask_price"):
+            text = getattr(quote, field).value if quote.HasField(field) else ""
+            sides.append(Decimal(text) if _DECIMAL(text) else None)
+        out.append(
+            (quote.symbol, sides[0], sides[1], quote.event_time_ns or quote.receive_time_ns or event.publish_time_ns)
+        )
+    return out
 
 
 def figures_pb(figures: PnlFigures) -> pnl_pb2.Pnl:

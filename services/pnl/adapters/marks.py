@@ -1,5 +1,5 @@
-"""Marks from market data: a core NATS subscription to md.quote.<symbol> (MarketDataEvent quotes, mark = mid),
-and priming a symbol with the last quote stored in JetStream MD."""
+"""Marks from market data: a core NATS subscription to md.quote.<symbol> (MarketDataBatch of quotes, mark = mid
+of the batch's last two-sided quote per symbol), and priming a symbol with the last message stored in JetStream MD."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import structlog
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from services.pnl.adapters.codec import decode_quote
+from services.pnl.adapters.codec import QuoteTick, decode_quotes
+from services.pnl.domain.model import mid
 from services.pnl.domain.service import PnlService
 from services.runtime.bus import Bus
 
@@ -26,11 +27,20 @@ class QuoteMarks:
         self._sub: Subscription | None = None
         self._primed: set[str] = set()
         self.quotes = 0
+        self.malformed = 0
 
     def _apply(self, payload: bytes) -> None:
-        quote = decode_quote(payload)
-        if quote is not None:
-            self.quotes += 1
+        quotes = decode_quotes(payload)
+        if quotes is None:
+            self.malformed += 1
+            log.warning("pnl.malformed_quotes", size=len(payload))
+            return
+        latest: dict[str, QuoteTick] = {}
+        for quote in quotes:  # only the mark matters: the last quote with a mid wins
+            if mid(quote[1], quote[2]) is not None:
+                latest[quote[0]] = quote
+        self.quotes += len(quotes)
+        for quote in latest.values():
             self._service.on_quote(*quote)
 
     async def _on_msg(self, msg: Msg) -> None:

@@ -1,6 +1,6 @@
-"""Feeds the in-memory state from NATS: mids from core md.quote.>, positions/open orders from JetStream FILLS
-and ORDERS, day PnL from PNL. Each instance has its own consumers that replay from the start (PNL: the last
-snapshot per account); the start-up waits (bounded) until they caught up, so checks see the current state."""
+"""Feeds the in-memory state from NATS: mids from core md.quote.> (MarketDataBatch), positions/open orders from
+JetStream FILLS and ORDERS, day PnL from PNL. Each instance has its own consumers that replay from the start (PNL:
+the last snapshot per account); the start-up waits (bounded) until they caught up, so checks see the current state."""
 
 from __future__ import annotations
 
@@ -30,14 +30,20 @@ Apply = Callable[[bytes], bool]
 
 
 def apply_quote(mids: MidBook, data: bytes, now_ns: int) -> bool:
-    event = md_events_pb2.MarketDataEvent.FromString(data)
-    if event.WhichOneof("payload") != "quote":
-        return False
-    quote = event.quote
-    if not quote.bid_price.value or not quote.ask_price.value:
-        return False
-    mids.update_quote(quote.symbol, Decimal(quote.bid_price.value), Decimal(quote.ask_price.value), now_ns)
-    return True
+    """The mid of the last two-sided quote per symbol of an MD message (a MarketDataBatch, events in order)."""
+    batch = md_events_pb2.MarketDataBatch.FromString(data)
+    done: set[str] = set()
+    for event in reversed(batch.events):
+        if event.WhichOneof("payload") != "quote" or event.quote.symbol in done:
+            continue
+        quote = event.quote
+        if not quote.bid_price.value or not quote.ask_price.value:
+            continue
+        bid, ask = Decimal(quote.bid_price.value), Decimal(quote.ask_price.value)
+        if bid > 0 and ask > 0:
+            mids.update_quote(quote.symbol, bid, ask, now_ns)
+            done.add(quote.symbol)
+    return bool(done)
 
 
 def apply_pnl(pnl: PnlBook, data: bytes) -> bool:

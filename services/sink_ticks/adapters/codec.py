@@ -1,4 +1,5 @@
-"""Canonical protobuf (trade.normalizer.v1.MarketDataEvent) -> tick rows; undecodable input is counted, not raised."""
+"""Canonical protobuf (MD messages: trade.normalizer.v1.MarketDataBatch of MarketDataEvent) -> tick rows; undecodable
+input is counted and logged, not raised."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ _MATCH = re.compile(r"-?[0-9]+(\.[0-9]{1,18})?").fullmatch
 
 
 class MalformedEvent(ValueError):
-    """A message that is not a valid canonical trade or quote."""
+    """An event that is not a valid canonical trade or quote."""
 
 
 _VENUES: dict[int, str] = {number: name.removeprefix("VENUE_").lower() for name, number in venue_pb2.Venue.items()}
@@ -90,21 +91,33 @@ def quote_row(quote: market_data_pb2.Quote, publish_time_ns: int) -> QuoteRow:
 
 
 def decode_batch(payloads: Iterable[bytes]) -> TickBatch:
-    """Decode a JetStream batch; book events are not this sink's business and are skipped silently."""
+    """Decode a JetStream batch of MD messages (each a MarketDataBatch: one or more events), every event in order.
+
+    An undecodable or empty message counts once as malformed; so does each invalid event of a message, whose other
+    events still become rows. Book events are not this sink's business and are skipped silently."""
     batch = TickBatch()
     trades, quotes = batch.trades.append, batch.quotes.append
-    parse = events_pb2.MarketDataEvent.FromString  # a fresh message: cheaper than clearing and reusing one
+    parse = events_pb2.MarketDataBatch.FromString  # a fresh message: cheaper than clearing and reusing one
     for payload in payloads:
+        batch.messages += 1
         try:
-            event = parse(payload)
-            kind = event.WhichOneof("payload")
-            if kind == "trade":
-                trades(trade_row(event.trade, event.publish_time_ns))
-            elif kind == "quote":
-                quotes(quote_row(event.quote, event.publish_time_ns))
-            elif kind is None:
-                raise MalformedEvent("event without payload")
+            events = parse(payload).events
+            if not events:
+                raise MalformedEvent("message without events")
         except (DecodeError, MalformedEvent) as exc:
             batch.malformed += 1
-            log.warning("sink_ticks.malformed", error=str(exc))
+            log.warning("sink_ticks.malformed_message", error=str(exc))
+            continue
+        for event in events:
+            try:
+                kind = event.WhichOneof("payload")
+                if kind == "trade":
+                    trades(trade_row(event.trade, event.publish_time_ns))
+                elif kind == "quote":
+                    quotes(quote_row(event.quote, event.publish_time_ns))
+                elif kind is None:
+                    raise MalformedEvent("event without payload")
+            except MalformedEvent as exc:
+                batch.malformed += 1
+                log.warning("sink_ticks.malformed_event", event_id=event.event_id, error=str(exc))
     return batch

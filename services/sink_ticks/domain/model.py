@@ -49,11 +49,14 @@ class QuoteRow(NamedTuple):
 
 @dataclass(slots=True)
 class TickBatch:
-    """What one JetStream batch decoded to. Malformed messages are counted and skipped, never retried."""
+    """What one JetStream batch decoded to: a message carries one or more events, so one message may yield many
+    rows. Malformed input (an undecodable or empty message, or an invalid event inside a message, each counted
+    once) is skipped, never retried."""
 
     trades: list[TradeRow] = field(default_factory=list)
     quotes: list[QuoteRow] = field(default_factory=list)
     malformed: int = 0
+    messages: int = 0
 
     def __len__(self) -> int:
         return len(self.trades) + len(self.quotes)
@@ -80,7 +83,7 @@ class StatsSnapshot:
 
     tables: tuple[TableCounters, ...]
     now_ns: int
-    malformed: int
+    malformed: int  # malformed messages and invalid events skipped (TickBatch.malformed summed)
 
     @property
     def rows_written(self) -> int:

@@ -58,7 +58,13 @@ class TickIngest:
                 for counters, rows in ((self._trades, batch.trades), (self._quotes, batch.quotes)):
                     if rows:
                         counters.write_errors += 1
-                log.warning("sink_ticks.write_failed", error=repr(exc), rows=len(batch), backoff_s=backoff)
+                log.warning(
+                    "sink_ticks.write_failed",
+                    error=repr(exc),
+                    rows=len(batch),
+                    messages=batch.messages,
+                    backoff_s=backoff,
+                )
                 await self._writer.reset()
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, self._retry.max_backoff_s)

@@ -184,15 +184,8 @@ func (x *RawMarketData) GetReceiveTimeNs() int64 {
 	return 0
 }
 
-// MarketDataEvent is one canonical market-data message.
-//
-// Published by the normalizer on JetStream stream MD:
-//   - md.quote.<symbol> carries the quote variant,
-//   - md.trade.<symbol> carries the trade variant,
-//   - md.book.<symbol> carries book_delta and periodic book_snapshot variants
-//     (a snapshot at least every 30 s and after every re-synchronization).
-//
-// Nats-Msg-Id = event_id.
+// MarketDataEvent is one canonical market-data event. Events travel in
+// MarketDataBatch messages.
 type MarketDataEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Unique, deterministic id: "<kind>:<symbol>:<sequence>", kind one of
@@ -332,6 +325,64 @@ func (*MarketDataEvent_BookDelta) isMarketDataEvent_Payload() {}
 
 func (*MarketDataEvent_BookSnapshot) isMarketDataEvent_Payload() {}
 
+// MarketDataBatch is what one message on the MD stream carries: one or more
+// events of the message's subject, in sequence order.
+//
+// Published by the normalizer on JetStream stream MD:
+//   - md.quote.<symbol> carries quote events,
+//   - md.trade.<symbol> carries trade events,
+//   - md.book.<symbol> carries book_delta and periodic book_snapshot events
+//     (a snapshot at least every 30 s and after every re-synchronization).
+//
+// The events of one venue batch that share a subject go out as one message:
+// one NATS message, one stored entry and one delivery per consumer for
+// many ticks when the feed is busy.
+// Nats-Msg-Id = "<first event_id>+<number of events>".
+type MarketDataBatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At least one event; all of the message's subject, sequences increasing.
+	Events        []*MarketDataEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MarketDataBatch) Reset() {
+	*x = MarketDataBatch{}
+	mi := &file_trade_normalizer_v1_events_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarketDataBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarketDataBatch) ProtoMessage() {}
+
+func (x *MarketDataBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_trade_normalizer_v1_events_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarketDataBatch.ProtoReflect.Descriptor instead.
+func (*MarketDataBatch) Descriptor() ([]byte, []int) {
+	return file_trade_normalizer_v1_events_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *MarketDataBatch) GetEvents() []*MarketDataEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
 var File_trade_normalizer_v1_events_proto protoreflect.FileDescriptor
 
 const file_trade_normalizer_v1_events_proto_rawDesc = "" +
@@ -353,7 +404,9 @@ const file_trade_normalizer_v1_events_proto_rawDesc = "" +
 	"\n" +
 	"book_delta\x18\x05 \x01(\v2\x18.trade.type.v1.BookDeltaH\x00R\tbookDelta\x12B\n" +
 	"\rbook_snapshot\x18\x06 \x01(\v2\x1b.trade.type.v1.BookSnapshotH\x00R\fbookSnapshotB\t\n" +
-	"\apayload*t\n" +
+	"\apayload\"O\n" +
+	"\x0fMarketDataBatch\x12<\n" +
+	"\x06events\x18\x01 \x03(\v2$.trade.normalizer.v1.MarketDataEventR\x06events*t\n" +
 	"\x10RawPayloadFormat\x12\"\n" +
 	"\x1eRAW_PAYLOAD_FORMAT_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17RAW_PAYLOAD_FORMAT_JSON\x10\x01\x12\x1f\n" +
@@ -372,29 +425,31 @@ func file_trade_normalizer_v1_events_proto_rawDescGZIP() []byte {
 }
 
 var file_trade_normalizer_v1_events_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_trade_normalizer_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_trade_normalizer_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_trade_normalizer_v1_events_proto_goTypes = []any{
 	(RawPayloadFormat)(0),   // 0: trade.normalizer.v1.RawPayloadFormat
 	(*RawMarketData)(nil),   // 1: trade.normalizer.v1.RawMarketData
 	(*MarketDataEvent)(nil), // 2: trade.normalizer.v1.MarketDataEvent
-	(v1.Venue)(0),           // 3: trade.type.v1.Venue
-	(*v1.Quote)(nil),        // 4: trade.type.v1.Quote
-	(*v1.Trade)(nil),        // 5: trade.type.v1.Trade
-	(*v1.BookDelta)(nil),    // 6: trade.type.v1.BookDelta
-	(*v1.BookSnapshot)(nil), // 7: trade.type.v1.BookSnapshot
+	(*MarketDataBatch)(nil), // 3: trade.normalizer.v1.MarketDataBatch
+	(v1.Venue)(0),           // 4: trade.type.v1.Venue
+	(*v1.Quote)(nil),        // 5: trade.type.v1.Quote
+	(*v1.Trade)(nil),        // 6: trade.type.v1.Trade
+	(*v1.BookDelta)(nil),    // 7: trade.type.v1.BookDelta
+	(*v1.BookSnapshot)(nil), // 8: trade.type.v1.BookSnapshot
 }
 var file_trade_normalizer_v1_events_proto_depIdxs = []int32{
-	3, // 0: trade.normalizer.v1.RawMarketData.venue:type_name -> trade.type.v1.Venue
+	4, // 0: trade.normalizer.v1.RawMarketData.venue:type_name -> trade.type.v1.Venue
 	0, // 1: trade.normalizer.v1.RawMarketData.format:type_name -> trade.normalizer.v1.RawPayloadFormat
-	4, // 2: trade.normalizer.v1.MarketDataEvent.quote:type_name -> trade.type.v1.Quote
-	5, // 3: trade.normalizer.v1.MarketDataEvent.trade:type_name -> trade.type.v1.Trade
-	6, // 4: trade.normalizer.v1.MarketDataEvent.book_delta:type_name -> trade.type.v1.BookDelta
-	7, // 5: trade.normalizer.v1.MarketDataEvent.book_snapshot:type_name -> trade.type.v1.BookSnapshot
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	5, // 2: trade.normalizer.v1.MarketDataEvent.quote:type_name -> trade.type.v1.Quote
+	6, // 3: trade.normalizer.v1.MarketDataEvent.trade:type_name -> trade.type.v1.Trade
+	7, // 4: trade.normalizer.v1.MarketDataEvent.book_delta:type_name -> trade.type.v1.BookDelta
+	8, // 5: trade.normalizer.v1.MarketDataEvent.book_snapshot:type_name -> trade.type.v1.BookSnapshot
+	2, // 6: trade.normalizer.v1.MarketDataBatch.events:type_name -> trade.normalizer.v1.MarketDataEvent
+	7, // [7:7] is the sub-list for method output_type
+	7, // [7:7] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_trade_normalizer_v1_events_proto_init() }
@@ -414,7 +469,7 @@ func file_trade_normalizer_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trade_normalizer_v1_events_proto_rawDesc), len(file_trade_normalizer_v1_events_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   2,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

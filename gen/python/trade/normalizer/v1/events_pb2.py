@@ -26,7 +26,7 @@ from trade.type.v1 import market_data_pb2 as trade_dot_type_dot_v1_dot_market__d
 from trade.type.v1 import venue_pb2 as trade_dot_type_dot_v1_dot_venue__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n trade/normalizer/v1/events.proto\x12\x13trade.normalizer.v1\x1a\x1ftrade/type/v1/market_data.proto\x1a\x19trade/type/v1/venue.proto\"\xd3\x01\n\rRawMarketData\x12#\n\x05venue\x18\x01 \x01(\x0e\x32\x14.trade.type.v1.Venue\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x35\n\x06\x66ormat\x18\x03 \x01(\x0e\x32%.trade.normalizer.v1.RawPayloadFormat\x12\x14\n\x0cpayload_type\x18\x04 \x01(\t\x12\x0f\n\x07payload\x18\x05 \x01(\x0c\x12\x16\n\x0evenue_sequence\x18\x06 \x01(\x04\x12\x17\n\x0freceive_time_ns\x18\x07 \x01(\x03\"\xfb\x01\n\x0fMarketDataEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x17\n\x0fpublish_time_ns\x18\x02 \x01(\x03\x12%\n\x05quote\x18\x03 \x01(\x0b\x32\x14.trade.type.v1.QuoteH\x00\x12%\n\x05trade\x18\x04 \x01(\x0b\x32\x14.trade.type.v1.TradeH\x00\x12.\n\nbook_delta\x18\x05 \x01(\x0b\x32\x18.trade.type.v1.BookDeltaH\x00\x12\x34\n\rbook_snapshot\x18\x06 \x01(\x0b\x32\x1b.trade.type.v1.BookSnapshotH\x00\x42\t\n\x07payload*t\n\x10RawPayloadFormat\x12\"\n\x1eRAW_PAYLOAD_FORMAT_UNSPECIFIED\x10\x00\x12\x1b\n\x17RAW_PAYLOAD_FORMAT_JSON\x10\x01\x12\x1f\n\x1bRAW_PAYLOAD_FORMAT_PROTOBUF\x10\x02\x42HZFgithub.com/trade2026/trade2026/gen/go/trade/normalizer/v1;normalizerv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n trade/normalizer/v1/events.proto\x12\x13trade.normalizer.v1\x1a\x1ftrade/type/v1/market_data.proto\x1a\x19trade/type/v1/venue.proto\"\xd3\x01\n\rRawMarketData\x12#\n\x05venue\x18\x01 \x01(\x0e\x32\x14.trade.type.v1.Venue\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x35\n\x06\x66ormat\x18\x03 \x01(\x0e\x32%.trade.normalizer.v1.RawPayloadFormat\x12\x14\n\x0cpayload_type\x18\x04 \x01(\t\x12\x0f\n\x07payload\x18\x05 \x01(\x0c\x12\x16\n\x0evenue_sequence\x18\x06 \x01(\x04\x12\x17\n\x0freceive_time_ns\x18\x07 \x01(\x03\"\xfb\x01\n\x0fMarketDataEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x17\n\x0fpublish_time_ns\x18\x02 \x01(\x03\x12%\n\x05quote\x18\x03 \x01(\x0b\x32\x14.trade.type.v1.QuoteH\x00\x12%\n\x05trade\x18\x04 \x01(\x0b\x32\x14.trade.type.v1.TradeH\x00\x12.\n\nbook_delta\x18\x05 \x01(\x0b\x32\x18.trade.type.v1.BookDeltaH\x00\x12\x34\n\rbook_snapshot\x18\x06 \x01(\x0b\x32\x1b.trade.type.v1.BookSnapshotH\x00\x42\t\n\x07payload\"G\n\x0fMarketDataBatch\x12\x34\n\x06\x65vents\x18\x01 \x03(\x0b\x32$.trade.normalizer.v1.MarketDataEvent*t\n\x10RawPayloadFormat\x12\"\n\x1eRAW_PAYLOAD_FORMAT_UNSPECIFIED\x10\x00\x12\x1b\n\x17RAW_PAYLOAD_FORMAT_JSON\x10\x01\x12\x1f\n\x1bRAW_PAYLOAD_FORMAT_PROTOBUF\x10\x02\x42HZFgithub.com/trade2026/trade2026/gen/go/trade/normalizer/v1;normalizerv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,10 +34,12 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'trade.normalizer.v1.events_
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'ZFgithub.com/trade2026/trade2026/gen/go/trade/normalizer/v1;normalizerv1'
-  _globals['_RAWPAYLOADFORMAT']._serialized_start=585
-  _globals['_RAWPAYLOADFORMAT']._serialized_end=701
+  _globals['_RAWPAYLOADFORMAT']._serialized_start=658
+  _globals['_RAWPAYLOADFORMAT']._serialized_end=774
   _globals['_RAWMARKETDATA']._serialized_start=118
   _globals['_RAWMARKETDATA']._serialized_end=329
   _globals['_MARKETDATAEVENT']._serialized_start=332
   _globals['_MARKETDATAEVENT']._serialized_end=583
+  _globals['_MARKETDATABATCH']._serialized_start=585
+  _globals['_MARKETDATABATCH']._serialized_end=656
 # @@protoc_insertion_point(module_scope)

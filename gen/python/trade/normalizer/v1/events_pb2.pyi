@@ -3,8 +3,10 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from trade.type.v1 import market_data_pb2 as _market_data_pb2
 from trade.type.v1 import venue_pb2 as _venue_pb2
@@ -106,14 +108,8 @@ Global___RawMarketData: _TypeAlias = RawMarketData  # noqa: Y015
 
 @_typing.final
 class MarketDataEvent(_message.Message):
-    """MarketDataEvent is one canonical market-data message.
-
-    Published by the normalizer on JetStream stream MD:
-      - md.quote.<symbol> carries the quote variant,
-      - md.trade.<symbol> carries the trade variant,
-      - md.book.<symbol> carries book_delta and periodic book_snapshot variants
-        (a snapshot at least every 30 s and after every re-synchronization).
-    Nats-Msg-Id = event_id.
+    """MarketDataEvent is one canonical market-data event. Events travel in
+    MarketDataBatch messages.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -165,3 +161,39 @@ class MarketDataEvent(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
 Global___MarketDataEvent: _TypeAlias = MarketDataEvent  # noqa: Y015
+
+@_typing.final
+class MarketDataBatch(_message.Message):
+    """MarketDataBatch is what one message on the MD stream carries: one or more
+    events of the message's subject, in sequence order.
+
+    Published by the normalizer on JetStream stream MD:
+      - md.quote.<symbol> carries quote events,
+      - md.trade.<symbol> carries trade events,
+      - md.book.<symbol> carries book_delta and periodic book_snapshot events
+        (a snapshot at least every 30 s and after every re-synchronization).
+    The events of one venue batch that share a subject go out as one message:
+    one NATS message, one stored entry and one delivery per consumer for
+    many ticks when the feed is busy.
+    Nats-Msg-Id = "<first event_id>+<number of events>".
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___MarketDataEvent]:
+        """At least one event; all of the message's subject, sequences increasing."""
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___MarketDataEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MarketDataBatch: _TypeAlias = MarketDataBatch  # noqa: Y015

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file trade/normalizer/v1/events.proto.
  */
 export const file_trade_normalizer_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("CiB0cmFkZS9ub3JtYWxpemVyL3YxL2V2ZW50cy5wcm90bxITdHJhZGUubm9ybWFsaXplci52MSLTAQoNUmF3TWFya2V0RGF0YRIjCgV2ZW51ZRgBIAEoDjIULnRyYWRlLnR5cGUudjEuVmVudWUSDgoGc3ltYm9sGAIgASgJEjUKBmZvcm1hdBgDIAEoDjIlLnRyYWRlLm5vcm1hbGl6ZXIudjEuUmF3UGF5bG9hZEZvcm1hdBIUCgxwYXlsb2FkX3R5cGUYBCABKAkSDwoHcGF5bG9hZBgFIAEoDBIWCg52ZW51ZV9zZXF1ZW5jZRgGIAEoBBIXCg9yZWNlaXZlX3RpbWVfbnMYByABKAMi+wEKD01hcmtldERhdGFFdmVudBIQCghldmVudF9pZBgBIAEoCRIXCg9wdWJsaXNoX3RpbWVfbnMYAiABKAMSJQoFcXVvdGUYAyABKAsyFC50cmFkZS50eXBlLnYxLlF1b3RlSAASJQoFdHJhZGUYBCABKAsyFC50cmFkZS50eXBlLnYxLlRyYWRlSAASLgoKYm9va19kZWx0YRgFIAEoCzIYLnRyYWRlLnR5cGUudjEuQm9va0RlbHRhSAASNAoNYm9va19zbmFwc2hvdBgGIAEoCzIbLnRyYWRlLnR5cGUudjEuQm9va1NuYXBzaG90SABCCQoHcGF5bG9hZCp0ChBSYXdQYXlsb2FkRm9ybWF0EiIKHlJBV19QQVlMT0FEX0ZPUk1BVF9VTlNQRUNJRklFRBAAEhsKF1JBV19QQVlMT0FEX0ZPUk1BVF9KU09OEAESHwobUkFXX1BBWUxPQURfRk9STUFUX1BST1RPQlVGEAJCSFpGZ2l0aHViLmNvbS90cmFkZTIwMjYvdHJhZGUyMDI2L2dlbi9nby90cmFkZS9ub3JtYWxpemVyL3YxO25vcm1hbGl6ZXJ2MWIGcHJvdG8z", [file_trade_type_v1_market_data, file_trade_type_v1_venue]);
+  fileDesc("CiB0cmFkZS9ub3JtYWxpemVyL3YxL2V2ZW50cy5wcm90bxITdHJhZGUubm9ybWFsaXplci52MSLTAQoNUmF3TWFya2V0RGF0YRIjCgV2ZW51ZRgBIAEoDjIULnRyYWRlLnR5cGUudjEuVmVudWUSDgoGc3ltYm9sGAIgASgJEjUKBmZvcm1hdBgDIAEoDjIlLnRyYWRlLm5vcm1hbGl6ZXIudjEuUmF3UGF5bG9hZEZvcm1hdBIUCgxwYXlsb2FkX3R5cGUYBCABKAkSDwoHcGF5bG9hZBgFIAEoDBIWCg52ZW51ZV9zZXF1ZW5jZRgGIAEoBBIXCg9yZWNlaXZlX3RpbWVfbnMYByABKAMi+wEKD01hcmtldERhdGFFdmVudBIQCghldmVudF9pZBgBIAEoCRIXCg9wdWJsaXNoX3RpbWVfbnMYAiABKAMSJQoFcXVvdGUYAyABKAsyFC50cmFkZS50eXBlLnYxLlF1b3RlSAASJQoFdHJhZGUYBCABKAsyFC50cmFkZS50eXBlLnYxLlRyYWRlSAASLgoKYm9va19kZWx0YRgFIAEoCzIYLnRyYWRlLnR5cGUudjEuQm9va0RlbHRhSAASNAoNYm9va19zbmFwc2hvdBgGIAEoCzIbLnRyYWRlLnR5cGUudjEuQm9va1NuYXBzaG90SABCCQoHcGF5bG9hZCJHCg9NYXJrZXREYXRhQmF0Y2gSNAoGZXZlbnRzGAEgAygLMiQudHJhZGUubm9ybWFsaXplci52MS5NYXJrZXREYXRhRXZlbnQqdAoQUmF3UGF5bG9hZEZvcm1hdBIiCh5SQVdfUEFZTE9BRF9GT1JNQVRfVU5TUEVDSUZJRUQQABIbChdSQVdfUEFZTE9BRF9GT1JNQVRfSlNPThABEh8KG1JBV19QQVlMT0FEX0ZPUk1BVF9QUk9UT0JVRhACQkhaRmdpdGh1Yi5jb20vdHJhZGUyMDI2L3RyYWRlMjAyNi9nZW4vZ28vdHJhZGUvbm9ybWFsaXplci92MTtub3JtYWxpemVydjFiBnByb3RvMw", [file_trade_type_v1_market_data, file_trade_type_v1_venue]);
 
 /**
  * RawMarketData wraps one venue-native feed message, exactly as received,
@@ -88,14 +88,8 @@ export const RawMarketDataSchema: GenMessage<RawMarketData> = /*@__PURE__*/
   messageDesc(file_trade_normalizer_v1_events, 0);
 
 /**
- * MarketDataEvent is one canonical market-data message.
- *
- * Published by the normalizer on JetStream stream MD:
- *   - md.quote.<symbol> carries the quote variant,
- *   - md.trade.<symbol> carries the trade variant,
- *   - md.book.<symbol> carries book_delta and periodic book_snapshot variants
- *     (a snapshot at least every 30 s and after every re-synchronization).
- * Nats-Msg-Id = event_id.
+ * MarketDataEvent is one canonical market-data event. Events travel in
+ * MarketDataBatch messages.
  *
  * @generated from message trade.normalizer.v1.MarketDataEvent
  */
@@ -161,6 +155,38 @@ export type MarketDataEvent = Message<"trade.normalizer.v1.MarketDataEvent"> & {
  */
 export const MarketDataEventSchema: GenMessage<MarketDataEvent> = /*@__PURE__*/
   messageDesc(file_trade_normalizer_v1_events, 1);
+
+/**
+ * MarketDataBatch is what one message on the MD stream carries: one or more
+ * events of the message's subject, in sequence order.
+ *
+ * Published by the normalizer on JetStream stream MD:
+ *   - md.quote.<symbol> carries quote events,
+ *   - md.trade.<symbol> carries trade events,
+ *   - md.book.<symbol> carries book_delta and periodic book_snapshot events
+ *     (a snapshot at least every 30 s and after every re-synchronization).
+ * The events of one venue batch that share a subject go out as one message:
+ * one NATS message, one stored entry and one delivery per consumer for
+ * many ticks when the feed is busy.
+ * Nats-Msg-Id = "<first event_id>+<number of events>".
+ *
+ * @generated from message trade.normalizer.v1.MarketDataBatch
+ */
+export type MarketDataBatch = Message<"trade.normalizer.v1.MarketDataBatch"> & {
+  /**
+   * At least one event; all of the message's subject, sequences increasing.
+   *
+   * @generated from field: repeated trade.normalizer.v1.MarketDataEvent events = 1;
+   */
+  events: MarketDataEvent[];
+};
+
+/**
+ * Describes the message trade.normalizer.v1.MarketDataBatch.
+ * Use `create(MarketDataBatchSchema)` to create a new message.
+ */
+export const MarketDataBatchSchema: GenMessage<MarketDataBatch> = /*@__PURE__*/
+  messageDesc(file_trade_normalizer_v1_events, 2);
 
 /**
  * RawPayloadFormat is the encoding of a venue-native payload.
