@@ -21,13 +21,13 @@ class SinkTicksSettings(ServiceSettings):
     durable_prefix: str = "sink-ticks"
     # One ILP flush per JetStream fetch, of at most batch_size MD messages and fetch_max_bytes bytes. A message
     # carries 1 to 256 events (the normalizer groups a subject's events), so the bytes bound the rows of a flush:
-    # 1 MiB is about 8k trades (about 120 bytes each in a MarketDataBatch). With 1 event per message, 10000 rows a
-    # flush drained a 50k backlog in 1.5 s vs 2.3 s at 5000 (bench/sink_ticks.py, medians of 3 in the same runs;
-    # half the QuestDB commits). With one batch handled and the next one prefetched, 2x batch_size stays within
-    # the consumer's max_ack_pending (20000). fetch_max_bytes must exceed the largest MD message (a 256-event
-    # message of quotes is about 50 KB).
+    # 4 MiB is about 38k trades (about 110 bytes each in a MarketDataBatch). Fewer, larger commits: draining 50k
+    # trades in messages of 100, 1 MiB fetches gave 52-59k rows/s, 4 MiB 66-92k (bench/sink_ticks.py, 3 runs each,
+    # 2026-11-26). With one batch handled and the next one prefetched, 2x batch_size stays within the consumer's
+    # max_ack_pending (20000). fetch_max_bytes must exceed the largest MD message (a 256-event message of quotes is
+    # about 50 KB).
     batch_size: int = 10_000
-    fetch_max_bytes: int = 1 << 20
+    fetch_max_bytes: int = 4 << 20
     # Each QuestDB commit costs a WAL transaction (and a refresh of ohlcv_1m): collect for up to this long (a full
     # batch goes at once). Ingesting the mesh's live ticks, QuestDB spent 39 % of a core at 0.5 s, 21 % at 2.0 s.
     linger_s: float = 2.0

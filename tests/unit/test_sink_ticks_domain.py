@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
+import pytest
 from trade.normalizer.v1 import events_pb2
 from trade.type.v1 import decimal_pb2, market_data_pb2, order_pb2, venue_pb2
 
+from services.sink_ticks.adapters import codec
 from services.sink_ticks.adapters.codec import decode_batch
 from services.sink_ticks.domain.model import QuoteRow, TickBatch, TradeRow
 from services.sink_ticks.domain.service import TickIngest
@@ -84,6 +86,18 @@ def test_an_invalid_event_skips_only_itself_not_the_rest_of_its_message() -> Non
     batch = decode_batch([mixed])
     assert [t.sequence for t in batch.trades] == [1, 4]
     assert (batch.malformed, batch.messages) == (2, 1)
+
+
+def test_repeated_decimal_texts_decode_to_equal_values_and_the_decimal_cache_stays_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(codec, "_DECIMALS_MAX", 3)
+    monkeypatch.setattr(codec, "_DECIMALS", {})
+    prices = [f"1.{i}" for i in range(10)] + ["1.9", "1.9"]
+    batch = decode_batch([trade_bytes(seq, price=p) for seq, p in enumerate(prices, 1)])
+    assert [t.price for t in batch.trades] == [Decimal(p) for p in prices]
+    assert len(codec._DECIMALS) <= 3
+    assert decode_batch([trade_bytes(20, price="1.9x")]).malformed == 1  # a cached prefix does not pass a bad text
 
 
 class FlakyWriter:

@@ -46,10 +46,21 @@ def _optional(parent: market_data_pb2.Quote, field: str) -> Decimal | None:
     return parse_decimal(getattr(parent, field), field) if parent.HasField(field) else None  # type: ignore[arg-type]
 
 
+# Prices sit on a tick grid and sizes repeat: most texts were seen a moment ago. Decimals are immutable, so one
+# instance can serve every row; a lookup costs a tenth of validating and parsing the text again.
+_DECIMALS: dict[str, Decimal] = {}
+_DECIMALS_MAX = 100_000
+
+
 def _decimal(text: str, field: str) -> Decimal:
-    if not _MATCH(text):
-        raise MalformedEvent(f"{field}: not a decimal: {text!r}")
-    return Decimal(text)
+    value = _DECIMALS.get(text)
+    if value is None:
+        if not _MATCH(text):
+            raise MalformedEvent(f"{field}: not a decimal: {text!r}")
+        if len(_DECIMALS) >= _DECIMALS_MAX:
+            _DECIMALS.clear()
+        value = _DECIMALS[text] = Decimal(text)
+    return value
 
 
 def trade_row(trade: market_data_pb2.Trade, publish_time_ns: int) -> TradeRow:
