@@ -23,6 +23,29 @@ from mesh.readiness import (
     RedisPingProbe,
 )
 
+# QuestDB's worker pools busy-poll after each piece of work: up to nap.threshold (7000) loops of CPU pauses, then
+# 1 ms naps until sleep.threshold (10000), then 10 ms sleeps. With ticks and orders arriving every few ms its
+# threads hardly ever reach the naps. On the 2-core box a worker now naps after 100 empty loops and sleeps after
+# 1000 (a job waits at most 10 ms when its pool is asleep), and the pools this mesh barely uses get one thread.
+_QDB_POOLS = (
+    "SHARED_WORKER",
+    "HTTP_WORKER",
+    "PG_WORKER",
+    "WAL_APPLY_WORKER",
+    "LINE_TCP_IO_WORKER",
+    "LINE_TCP_WRITER_WORKER",
+    "VIEW_COMPILER_WORKER",
+    "MAT_VIEW_REFRESH_WORKER",
+    "EXPORT_WORKER",
+)
+QUESTDB_IDLE_WORKERS: dict[str, str] = {
+    **{f"QDB_{pool}_NAP_THRESHOLD": "100" for pool in _QDB_POOLS},
+    **{f"QDB_{pool}_SLEEP_THRESHOLD": "1000" for pool in _QDB_POOLS},
+    "QDB_WAL_APPLY_WORKER_COUNT": "1",
+    "QDB_VIEW_COMPILER_WORKER_COUNT": "1",
+    "QDB_MAT_VIEW_REFRESH_WORKER_COUNT": "1",
+}
+
 
 class Tier(IntEnum):
     """Start order: each tier is started and must be ready before the next one starts."""
@@ -125,6 +148,7 @@ def infra(paths: Paths, ports: Ports, tools: Tools) -> list[Process]:
                 "QDB_TELEMETRY_ENABLED": "false",
                 "QDB_SHARED_WORKER_COUNT": "2",
                 "QDB_RAM_USAGE_LIMIT_BYTES": "2g",
+                **QUESTDB_IDLE_WORKERS,
             },
             # "/" answers a 301 without a body length (urllib waits for EOF): probe the console page.
             probe=AllOf(

@@ -67,6 +67,10 @@ class BatchConsumerSpec:
     linger_s: float = 0.0
     # When the consumer has to be created: start at this stream sequence (e.g. after what a replay covered).
     start_sequence: int = 0
+    # A per-instance consumer: the server deletes it after this long without a client (None: never), and keeps
+    # its state in memory. Part of the spec so that re-creating it (after a NATS restart) keeps both.
+    inactive_threshold_s: float | None = None
+    mem_storage: bool = False
 
     def config(self) -> api.ConsumerConfig:
         config = api.ConsumerConfig(
@@ -80,6 +84,10 @@ class BatchConsumerSpec:
         if self.start_sequence > 1:
             config.deliver_policy = api.DeliverPolicy.BY_START_SEQUENCE
             config.opt_start_seq = self.start_sequence
+        if self.inactive_threshold_s is not None:
+            config.inactive_threshold = self.inactive_threshold_s
+        if self.mem_storage:
+            config.mem_storage = True
         return config
 
 

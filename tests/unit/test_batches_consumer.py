@@ -11,8 +11,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 from nats.aio.msg import Msg
+from nats.js.errors import NotFoundError
 
-from services.runtime.batches import BatchConsumerSpec, ConsumerHealth, _ack_all, consume_batches
+from services.runtime.batches import BatchConsumerSpec, ConsumerHealth, _ack_all, _ensure_consumer, consume_batches
 from services.runtime.bus import Bus
 
 
@@ -207,3 +208,25 @@ async def test_a_pull_request_that_reached_its_max_bytes_is_handled_at_once_and_
     # the third request got m4 and m5 with room to spare: it lingers for more, like any partial batch
     assert [data for _, data in handler.batches] == [[b"m0__", b"m1__"], [b"m2__", b"m3__"]]
     assert handler.batches[-1][0] - started < 2.0  # neither waited out the linger
+
+
+async def test_a_consumer_re_created_after_it_vanished_keeps_its_inactive_threshold_and_memory_storage() -> None:
+    class MissingJs:
+        def __init__(self) -> None:
+            self.added: list[Any] = []
+
+        async def consumer_info(self, stream: str, durable: str) -> None:
+            raise NotFoundError
+
+        async def add_consumer(self, stream: str, config: Any) -> None:
+            self.added.append(config)
+
+    bus = FakeBus(FakeClient())
+    js = MissingJs()
+    bus.js = js  # type: ignore[assignment]
+    spec_ = BatchConsumerSpec("S", "risk-1-orders", "orders.>", inactive_threshold_s=600.0, mem_storage=True)
+    await _ensure_consumer(cast(Bus, bus), spec_)
+    (config,) = js.added
+    assert (config.durable_name, config.inactive_threshold, config.mem_storage) == ("risk-1-orders", 600.0, True)
+    plain = BatchConsumerSpec("S", "oms-exec", "exec.>").config()
+    assert (plain.inactive_threshold, plain.mem_storage) == (None, None)  # a shared durable stays forever

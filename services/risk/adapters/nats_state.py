@@ -127,11 +127,10 @@ class NatsStateFeeds:
                 filter_subject=feed.subject,
                 batch=1000,
                 deliver_policy=feed.deliver_policy,
+                inactive_threshold_s=self._inactive_threshold_s,
+                mem_storage=True,
             )
-            config = spec.config()
-            config.inactive_threshold = self._inactive_threshold_s
-            config.mem_storage = True
-            await self._bus.js.add_consumer(feed.stream, config)
+            await self._bus.js.add_consumer(feed.stream, spec.config())
             running = _Running(feed, spec)
             info = await self._bus.js.consumer_info(feed.stream, spec.durable)
             if info.num_pending == 0:
