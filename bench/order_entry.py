@@ -9,7 +9,8 @@
    stage, the lag between the JetStream store times of each order's first ORDERS event (accepted), first EXEC
    report, first FILLS message and ORDERS fill event (server clock, same box as the submit stamp).
 
-After every cell the run waits until the account has no open order left (the pipeline drained) and reports how
+After every cell the run waits until the account has no open order left and every live consumer of the order
+path's streams (ORDERS, EXEC, FILLS, POSITIONS, PNL, EXEQ, RISK) caught up (the pipeline drained), and reports how
 long that took: a cell never inherits the previous one's backlog.
 
 A fresh benchmark account gets raised order-rate and open-order limits first (risk UpdateLimits, as admin).
@@ -179,10 +180,28 @@ async def _submit_to_fill(admin: TraderClient, rate: int, duration: int) -> Fill
     )
 
 
+# The streams of the order path; every live consumer of them (one with a pull request waiting, or messages
+# unacknowledged) must have caught up before the next cell.
+PIPELINE_STREAMS = ("ORDERS", "EXEC", "FILLS", "POSITIONS", "PNL", "EXEQ", "RISK")
+
+
+async def _consumers_behind(js: JetStreamContext) -> list[str]:
+    behind = []
+    for stream in PIPELINE_STREAMS:
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            for info in await js.consumers_info(stream):
+                live = (info.num_waiting or 0) > 0 or (info.num_ack_pending or 0) > 0
+                if live and ((info.num_pending or 0) > 0 or (info.num_ack_pending or 0) > 0):
+                    behind.append(f"{stream}/{info.name}")
+    return behind
+
+
 async def _drain(account: str, limit_s: float = 180) -> float:
-    """Wait until the account has no open order left (every IOC expired or filled downstream): the next cell then
-    starts on an idle pipeline. Returns the seconds it took (the backlog the previous cell left)."""
+    """Wait until the account has no open order left (every IOC expired or filled downstream) and every live
+    consumer of the order path's streams caught up (positions, PnL, risk state, the QuestDB writer): the next cell
+    then starts on an idle pipeline. Returns the seconds it took (the backlog the previous cell left)."""
     client = await TraderClient.login("admin", account)
+    nc = await nats.connect(infra_url("nats", "nats"), name="bench-order-entry-drain")
     started = time.monotonic()
     try:
         while time.monotonic() - started < limit_s:
@@ -191,11 +210,12 @@ async def _drain(account: str, limit_s: float = 180) -> float:
                 metadata=client.auth,
                 timeout=10,
             )
-            if not page.orders:
+            if not page.orders and not await _consumers_behind(nc.jetstream()):
                 break
             await asyncio.sleep(0.5)
         return round(time.monotonic() - started, 1)
     finally:
+        await nc.close()
         await client.close()
 
 
