@@ -6,6 +6,7 @@ whatever ``locate()`` reports missing and is fast (well under 2 s) when everythi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -23,6 +24,8 @@ from mesh.paths import Paths
 QUESTDB_VERSIONS = ("9.3.4", "9.3.2", "9.3.1")
 OPA_ENVOY_MODULE = "github.com/open-policy-agent/opa-envoy-plugin"
 OPA_ENVOY_VERSION = "v1.10.0-envoy"
+# Applied in name order to the plugin's source before it is built (each file says why).
+OPA_ENVOY_PATCHES = Path(__file__).resolve().parents[1] / "third_party" / "patches" / "opa-envoy-plugin"
 GRPCURL_PACKAGE = "github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3"
 # load generator of bench/ (open-loop fixed-rate gRPC calls)
 GHZ_PACKAGE = "github.com/bojand/ghz/cmd/ghz@v0.121.0"
@@ -150,7 +153,7 @@ def locate(paths: Paths) -> Tools:
         redis_server=_redis_server(paths),
         java=_java(),
         questdb_jar=_questdb_jar(paths),
-        opa=_exe(paths.cache_bin / "opa-envoy-plugin"),
+        opa=_exe(paths.cache_bin / "opa-envoy-plugin") if _opa_build_current(paths) else None,
         grpcurl=_exe(paths.cache_bin / "grpcurl"),
         ghz=_exe(paths.cache_bin / "ghz"),
     )
@@ -293,6 +296,23 @@ def install_questdb(paths: Paths, report: Reporter) -> None:
     raise InstallError("no QuestDB 9.x jar could be fetched:\n" + "\n".join(errors))
 
 
+def _opa_build_id() -> str:
+    """The plugin's version and a digest of the patches applied to it: a binary built otherwise is rebuilt."""
+    digest = hashlib.sha256()
+    for patch in sorted(OPA_ENVOY_PATCHES.glob("*.patch")):
+        digest.update(patch.name.encode() + b"\0" + patch.read_bytes())
+    return f"{OPA_ENVOY_VERSION} {digest.hexdigest()[:16]}"
+
+
+def _opa_build_stamp(paths: Paths) -> Path:
+    return paths.cache_bin / "opa-envoy-plugin.build"
+
+
+def _opa_build_current(paths: Paths) -> bool:
+    stamp = _opa_build_stamp(paths)
+    return stamp.is_file() and stamp.read_text().strip() == _opa_build_id()
+
+
 def install_opa(paths: Paths, report: Reporter) -> None:
     """Build opa-envoy-plugin from its module source (``go install @version`` is refused by the proxy)."""
     go = _go(paths)
@@ -315,10 +335,16 @@ def install_opa(paths: Paths, report: Reporter) -> None:
         shutil.rmtree(src)
     shutil.copytree(info["Dir"], src)
     _make_writable(src)
+    # The source sits under this repository's ignored .cache: keep git from taking it for part of our work tree.
+    apply_env = {**env, "GIT_CEILING_DIRECTORIES": str(paths.cache)}
+    for patch in sorted(OPA_ENVOY_PATCHES.glob("*.patch")):
+        report(f"opa: apply {patch.name}")
+        _run("opa-build", ["git", "apply", str(patch)], paths, cwd=src, env=apply_env)
     report("opa: go build ./cmd/opa-envoy-plugin (takes a few minutes)")
     target = paths.cache_bin / "opa-envoy-plugin"
     paths.cache_bin.mkdir(parents=True, exist_ok=True)
     _run("opa-build", [go, "build", "-o", str(target), "./cmd/opa-envoy-plugin"], paths, cwd=src, env=env)
+    _opa_build_stamp(paths).write_text(_opa_build_id() + "\n")
 
 
 def _go_install(name: str, package: str) -> Callable[[Paths, Reporter], None]:
