@@ -82,6 +82,10 @@ def ghz_report(
         "json",
         "--skipFirst",
         "50",
+        # Calls still in flight when the duration ends complete and count with their own status and latency;
+        # ghz's default ("close") cancels them and reports each as Unavailable.
+        "--duration-stop",
+        "wait",
         target,
     ]
     if rate:
