@@ -39,6 +39,10 @@ class ServiceSettings(BaseSettings):
     shutdown_grace_s: float = 10.0
     # Default deadline of outgoing calls that set none.
     default_deadline_s: float = 2.0
+    # Once started (state replayed), move every live object out of the collector's reach (gc.freeze): a full
+    # collection then scans only what came later. The OMS's replayed book made one take 0.64-0.70 s, a pause of
+    # every call and consumer of the process; after the freeze it took 1 ms.
+    gc_freeze_after_start: bool = True
     nats_url: str = Field(default_factory=lambda: infra_url("nats", "nats"))
     valkey_url: str = Field(default_factory=lambda: infra_url("redis", "valkey"))
     opa_url: str = Field(default_factory=lambda: infra_url("http", "opa_rest"))

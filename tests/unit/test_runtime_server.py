@@ -192,3 +192,35 @@ async def test_graceful_shutdown_drains_in_flight_calls_and_reports_not_serving(
         reply = await in_flight
         await stopping
     assert reply.value == "sleep:0.5"
+
+
+async def test_a_service_freezes_its_heap_once_its_start_hooks_loaded_the_state(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import services.runtime.server as server_module
+
+    steps: list[str] = []
+
+    async def hook() -> None:
+        steps.append("state loaded")
+
+    monkeypatch.setattr(server_module, "freeze_startup_heap", lambda: steps.append("heap frozen"))
+    settings = ServiceSettings(service_name="echo", port=0, log_json=False)
+    registration = Registration(add_to_server=_register, service_names=[SERVICE], on_start=[hook])
+    running = await start_server(settings, registration, freeze_heap=True)
+    try:
+        steps.append("serving")
+        assert steps == ["state loaded", "heap frozen", "serving"]
+    finally:
+        await running.stop()
+
+
+async def test_a_test_server_leaves_the_heap_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import services.runtime.server as server_module
+
+    frozen: list[bool] = []
+    monkeypatch.setattr(server_module, "freeze_startup_heap", lambda: frozen.append(True))
+    settings = ServiceSettings(service_name="echo", port=0, log_json=False)
+    running = await start_server(settings, Registration(add_to_server=_register, service_names=[SERVICE]))
+    await running.stop()
+    assert frozen == []
