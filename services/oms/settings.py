@@ -18,7 +18,9 @@ class OmsSettings(ServiceSettings):
     # The journal: every order event, replayed at start (a narrower filter is for tests).
     orders_filter: str = "orders.>"
     publish_timeout_s: float = 2.0
-    replay_timeout_s: float = 120.0
+    # None: the start-up replay takes however long the journal needs (it grows with history: 375k events took
+    # 18-30 s here); a number makes start-up fail past it, and a supervisor would restart into the same replay.
+    replay_timeout_s: float | None = None
     # Memory re-reads the journal beyond its cursor this often (a safety net behind the live follower).
     journal_sync_interval_s: float = 5.0
     # Venue execution reports.

@@ -25,8 +25,10 @@ class RiskSettings(ServiceSettings):
     # restriction or a trading-window edge takes effect at most this late; saves an OPA round trip per order.
     compliance_cache_ttl_s: float = 1.0
     opa_reload_interval_s: float = 2.0
-    # Start-up: wait at most this long for the FILLS/ORDERS/PNL replay to catch up before serving.
-    warmup_timeout_s: float = 15.0
+    # Start-up: serve only once the FILLS/ORDERS/PNL replay caught up (None: however long it takes; a number bounds
+    # the wait, after which checks would see a partial state: tests only). The ORDERS replay grows with history:
+    # 350k events took 13 s alone, and more than 15 s while the whole mesh started (2026-11-26).
+    warmup_timeout_s: float | None = None
     replay_timeout_s: float = 20.0
     quote_subject: str = "md.quote.>"
     fills_subject: str = "fills.>"

@@ -420,3 +420,44 @@ async def test_a_second_running_instance_follows_changes_made_on_the_first(serve
         assert other.risk.service.kill_switches.halted(case.account) is None
     finally:
         await other.close()
+
+
+async def test_a_starting_instance_serves_only_once_its_order_replay_caught_up(bus: Bus, case: Case) -> None:
+    orders = 3000
+    events = []
+    for i in range(orders):
+        order = order_pb2.Order(
+            order_id=f"ord-{case.account}-{i}",
+            account_id=case.account,
+            symbol=case.symbol,
+            spec=order_pb2.OrderSpec(
+                side=order_pb2.SIDE_BUY,
+                order_type=order_pb2.ORDER_TYPE_LIMIT,
+                quantity=_dec("1"),
+                limit_price=_dec("9"),
+            ),
+            status=order_pb2.ORDER_STATUS_NEW,
+            leaves_qty=_dec("1"),
+            version=1,
+        )
+        events.append(oms_events_pb2.OrderEvent(event_id=f"{order.order_id}:1", order_version=1, order=order))
+    subject = f"orders.{case.account}.{case.symbol}"
+    for start in range(0, orders, 500):
+        await asyncio.gather(
+            *(bus.publish(subject, e.SerializeToString(), e.event_id) for e in events[start : start + 500])
+        )
+
+    # A bound on the wait (tests only) lets the instance serve while the replay is still under way...
+    hurried = case.risk(warmup_timeout_s=0.001)
+    await hurried.start()
+    try:
+        assert len(hurried.exposure.open_orders(case.account)) < orders
+    finally:
+        await hurried.stop()
+    # ...by default it returns (and the server starts listening) only once every open order is known.
+    patient = case.risk(warmup_timeout_s=None)
+    await patient.start()
+    try:
+        assert len(patient.exposure.open_orders(case.account)) == orders
+    finally:
+        await patient.stop()

@@ -112,9 +112,11 @@ class JournalFollower:
     async def _on_msg(self, msg: Msg) -> None:
         self._take(msg.metadata.sequence.stream, msg.data, msg.headers)
 
-    async def start(self, timeout_s: float = 60.0) -> None:
-        """Subscribe, then return once every message stored before the call has been applied."""
+    async def start(self, timeout_s: float | None = None, progress_every_s: float = 5.0) -> None:
+        """Subscribe, then return once every message stored before the call has been applied (TimeoutError past
+        `timeout_s`, if one is given)."""
         started = time.monotonic()
+        reported = started
         info = await self.bus.js.stream_info(self.stream)
         target = info.state.last_seq
         self._sub = await self.bus.js.subscribe(
@@ -129,8 +131,12 @@ class JournalFollower:
         # The push consumer does the bulk of the replay; once the server has nothing pending for it, sync() reads
         # directly whatever the callback has not applied yet (still buffered in the client).
         while self.cursor < target and not await self._nothing_pending():
-            if time.monotonic() - started > timeout_s:
+            now = time.monotonic()
+            if timeout_s is not None and now - started > timeout_s:
                 raise TimeoutError(f"replay of {self.stream} did not finish in {timeout_s}s (at seq {self.cursor})")
+            if now - reported >= progress_every_s:
+                reported = now
+                log.info("journal.replaying", seq=self.cursor, target=target, seconds=round(now - started, 1))
             await asyncio.sleep(0.02)
         await self.sync()
         elapsed = round(time.monotonic() - started, 3)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -70,6 +71,8 @@ class _Running:
         self.caught_up = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.errors = 0
+        # Messages the server still held for this consumer after its last batch (-1: none handled yet).
+        self.pending = -1
 
     async def handle(self, batch: Sequence[Msg]) -> None:
         for msg in batch:
@@ -78,7 +81,9 @@ class _Running:
             except Exception as exc:  # a poison message must not stop the feed: skip it, loudly
                 self.errors += 1
                 log.warning("risk.bad_message", feed=self.feed.kind, subject=msg.subject, error=repr(exc))
-            if msg.metadata.num_pending == 0:
+        if batch:
+            self.pending = batch[-1].metadata.num_pending
+            if self.pending == 0:
                 self.caught_up.set()
 
 
@@ -118,7 +123,11 @@ class NatsStateFeeds:
                 if msg.data:
                     apply_quote(self._mids, msg.data, self._clock_ns())
 
-    async def start(self, warmup_timeout_s: float) -> None:
+    async def start(self, warmup_timeout_s: float | None = None, progress_every_s: float = 5.0) -> None:
+        """Start every feed, then return once each one caught up: until then the process does not serve, so
+        CheckOrder fails closed (the OMS refuses orders as RISK_CHECK_UNAVAILABLE) rather than judge an order
+        against positions and open orders that are still being replayed. `warmup_timeout_s` (tests) bounds the
+        wait; the feeds then go on catching up while the process serves."""
         self._quote_sub = await self._bus.nc.subscribe(self._quote_subject, cb=self._on_quote)
         for feed in self._feeds:
             spec = BatchConsumerSpec(
@@ -139,12 +148,29 @@ class NatsStateFeeds:
                 consume_batches(self._bus, spec, running.handle, running.health), name=f"risk:{spec.durable}"
             )
             self._running.append(running)
-        waits = [asyncio.wait_for(r.caught_up.wait(), warmup_timeout_s) for r in self._running]
-        results = await asyncio.gather(*waits, return_exceptions=True)
-        for running, result in zip(self._running, results, strict=True):
-            if isinstance(result, BaseException):
+        started = time.monotonic()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(warmup_timeout_s):
+                while not self.caught_up():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            asyncio.gather(*(r.caught_up.wait() for r in self._running)), progress_every_s
+                        )
+                    if not self.caught_up():
+                        elapsed = round(time.monotonic() - started, 1)
+                        log.info("risk.feeds_catching_up", seconds=elapsed, **self._progress())
+        for running in self._running:
+            if not running.caught_up.is_set():
                 log.warning("risk.feed_not_caught_up", feed=running.feed.kind, timeout_s=warmup_timeout_s)
-        log.info("risk.feeds_started", feeds=[r.spec.durable for r in self._running])
+        log.info(
+            "risk.feeds_started",
+            feeds=[r.spec.durable for r in self._running],
+            seconds=round(time.monotonic() - started, 1),
+            **self._progress(),
+        )
+
+    def _progress(self) -> dict[str, str]:
+        return {r.feed.kind: f"{r.health.messages} applied, {max(r.pending, 0)} pending" for r in self._running}
 
     def caught_up(self) -> bool:
         return all(r.caught_up.is_set() for r in self._running)
