@@ -279,11 +279,17 @@ def services(paths: Paths, ports: Ports) -> list[Process]:
                 probe=probe,
                 ports=svc_ports,
                 endpoints=tuple(endpoints),
-                ready_timeout=90,
+                ready_timeout=JOURNAL_REPLAY_READY_S if svc in JOURNAL_REPLAYERS else 90,
                 stop_wait=15,
             )
         )
     return procs
+
+
+# These serve only once they replayed ORDERS from its start, which takes longer as history grows (378k events: the
+# OMS 41 s, risk 22 s while the whole mesh started); they log their progress meanwhile.
+JOURNAL_REPLAYERS = frozenset({"oms", "risk"})
+JOURNAL_REPLAY_READY_S = 600.0
 
 
 def envoy(paths: Paths, ports: Ports, tools: Tools) -> Process | None:
