@@ -20,12 +20,15 @@ from trade.oms.v1 import events_pb2 as oms_events_pb2
 from trade.risk.v1 import events_pb2, limits_pb2, risk_pb2, risk_pb2_grpc
 from trade.type.v1 import decimal_pb2, errors_pb2, fill_pb2, market_data_pb2, order_pb2
 
+from services.risk.adapters.codec import apply_order_event
 from services.risk.adapters.limits_file import load_limits
+from services.risk.adapters.nats_state import Feed, NatsStateFeeds
 from services.risk.bootstrap import Risk, compose
 from services.risk.domain.model import ComplianceConfig
+from services.risk.domain.state import ExposureBook, MidBook
 from services.risk.servicer import RiskServicer
 from services.risk.settings import RiskSettings
-from services.runtime.bus import Bus
+from services.runtime.bus import Bus, StreamSpec
 from services.runtime.identity import JWT_PAYLOAD_HEADER
 from services.runtime.server import Registration, RunningServer, start_server
 from services.runtime.streams import FILLS, MARKET_DATA, ORDERS, RISK
@@ -422,7 +425,12 @@ async def test_a_second_running_instance_follows_changes_made_on_the_first(serve
         await other.close()
 
 
-async def test_a_starting_instance_serves_only_once_its_order_replay_caught_up(bus: Bus, case: Case) -> None:
+async def test_the_state_feeds_return_from_start_only_once_their_replay_caught_up(bus: Bus, case: Case) -> None:
+    # A stream of the test's own: the OMS, exeq and questdb-writer read every orders.> subject of ORDERS.
+    stream = StreamSpec(
+        name=f"RISKTEST_{case.account.upper().replace('-', '_')}", subjects=(f"risktest.{case.account}.>",)
+    )
+    await bus.ensure_streams([stream])
     orders = 3000
     events = []
     for i in range(orders):
@@ -441,23 +449,40 @@ async def test_a_starting_instance_serves_only_once_its_order_replay_caught_up(b
             version=1,
         )
         events.append(oms_events_pb2.OrderEvent(event_id=f"{order.order_id}:1", order_version=1, order=order))
-    subject = f"orders.{case.account}.{case.symbol}"
-    for start in range(0, orders, 500):
-        await asyncio.gather(
-            *(bus.publish(subject, e.SerializeToString(), e.event_id) for e in events[start : start + 500])
-        )
 
-    # A bound on the wait (tests only) lets the instance serve while the replay is still under way...
-    hurried = case.risk(warmup_timeout_s=0.001)
-    await hurried.start()
+    def feeds(exposure: ExposureBook, durable_prefix: str) -> NatsStateFeeds:
+        feed = Feed(
+            "orders",
+            stream.name,
+            f"risktest.{case.account}.>",
+            api.DeliverPolicy.ALL,
+            lambda data: apply_order_event(exposure, data),
+        )
+        return NatsStateFeeds(bus, [feed], MidBook(), f"risktest.{case.account}.quotes", durable_prefix, time.time_ns)
+
     try:
-        assert len(hurried.exposure.open_orders(case.account)) < orders
+        for start in range(0, orders, 500):
+            await asyncio.gather(
+                *(
+                    bus.publish(f"risktest.{case.account}.orders", e.SerializeToString(), e.event_id)
+                    for e in events[start : start + 500]
+                )
+            )
+        # A bound on the wait (tests only) lets start return while the replay is still under way...
+        hurried_book = ExposureBook()
+        hurried = feeds(hurried_book, "risk-test-hurried")
+        await hurried.start(warmup_timeout_s=0.001)
+        try:
+            assert len(hurried_book.open_orders(case.account)) < orders
+        finally:
+            await hurried.stop()
+        # ...by default it returns (and risk's server starts listening) only once every open order is known.
+        patient_book = ExposureBook()
+        patient = feeds(patient_book, "risk-test-patient")
+        await patient.start()
+        try:
+            assert len(patient_book.open_orders(case.account)) == orders
+        finally:
+            await patient.stop()
     finally:
-        await hurried.stop()
-    # ...by default it returns (and the server starts listening) only once every open order is known.
-    patient = case.risk(warmup_timeout_s=None)
-    await patient.start()
-    try:
-        assert len(patient.exposure.open_orders(case.account)) == orders
-    finally:
-        await patient.stop()
+        await bus.js.delete_stream(stream.name)
