@@ -27,7 +27,7 @@ class RiskSettings(ServiceSettings):
     opa_reload_interval_s: float = 2.0
     # Start-up: serve only once the FILLS/ORDERS/PNL replay caught up (None: however long it takes; a number bounds
     # the wait, after which checks would see a partial state: tests only). The ORDERS replay grows with history:
-    # 350k events took 13 s alone, and more than 15 s while the whole mesh started (2026-11-26).
+    # 375k events took 13 s alone, 22 s while the whole mesh started (2026-11-26).
     warmup_timeout_s: float | None = None
     replay_timeout_s: float = 20.0
     quote_subject: str = "md.quote.>"
