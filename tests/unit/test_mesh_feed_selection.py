@@ -36,10 +36,3 @@ def test_an_unknown_feed_is_refused_with_the_choices(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("TRADE_MD_FEED", "kraken")
     with pytest.raises(ValueError, match="prism, binance"):
         processes.md_feed()
-
-
-def test_the_journal_replaying_services_get_a_longer_readiness_wait(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("TRADE_MD_FEED", raising=False)
-    programs = _programs()
-    assert programs["oms"].ready_timeout == programs["risk"].ready_timeout == processes.JOURNAL_REPLAY_READY_S
-    assert programs["marketdata"].ready_timeout < processes.JOURNAL_REPLAY_READY_S

@@ -1,0 +1,13 @@
+"""How long `make up` waits for each service to report ready."""
+
+from __future__ import annotations
+
+from mesh import processes
+from mesh.paths import PATHS
+from mesh.ports import load_ports
+
+
+def test_the_services_that_replay_orders_before_serving_get_a_longer_readiness_wait() -> None:
+    programs = {p.name: p for p in processes.services(PATHS, load_ports())}
+    assert programs["oms"].ready_timeout == programs["risk"].ready_timeout == processes.JOURNAL_REPLAY_READY_S
+    assert programs["marketdata"].ready_timeout < processes.JOURNAL_REPLAY_READY_S
