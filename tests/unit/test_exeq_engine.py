@@ -147,7 +147,13 @@ class Ids:
 
 
 class Harness:
-    def __init__(self, oms: FakeOms | None = None, sink: FakeSink | None = None, ids: Ids | None = None) -> None:
+    def __init__(
+        self,
+        oms: FakeOms | None = None,
+        sink: FakeSink | None = None,
+        ids: Ids | None = None,
+        instruments: dict[str, Instrument] | None = None,
+    ) -> None:
         self.clock = ManualClock()
         self.oms = oms or FakeOms()
         self.oms.clock = self.clock
@@ -158,7 +164,7 @@ class Harness:
             self.clock,
             self.clock.sleep,
             ids or Ids(),
-            INSTRUMENTS,
+            INSTRUMENTS if instruments is None else instruments,
             VolumeProfile([Decimal(1)] * 24),
             EngineConfig(first_backoff_s=0.01),
         )
@@ -504,6 +510,25 @@ async def test_a_parent_resumed_after_its_end_time_expires_instead_of_sending_th
     parent = second.engine.get("ACC-1", "P1")
     assert [cid for cid, _, _ in oms.submits] == ["P1-1"]
     assert status(parent) == ParentStatus.EXPIRED
+
+
+async def test_a_parent_resumed_without_its_instrument_fails_and_cancels_its_open_child() -> None:
+    oms, ids = FakeOms(), Ids()
+    first = Harness(oms=oms, ids=ids)
+    await first.submit(quantity=Decimal("1"))
+    await first.clock.advance(0)
+    await first.engine.stop()
+    assert [cid for cid, _, _ in oms.submits] == ["P1-1"]
+
+    second = Harness(oms=oms, ids=ids, instruments={})  # BTCUSDT left the configuration meanwhile
+    second.clock.now = first.clock.now
+    second.engine.restore(first.sink.latest())
+    await second.clock.advance(0)
+    parent = second.engine.get("ACC-1", "P1")
+    assert status(parent) == ParentStatus.FAILED
+    assert parent.reason == "UNKNOWN_SYMBOL" and "BTCUSDT" in parent.reason_message
+    assert [cid for cid, _, _ in oms.submits] == ["P1-1"]
+    assert oms.cancels == ["OMS-P1-1"]
 
 
 async def test_pov_resends_what_an_ioc_child_left_unfilled() -> None:

@@ -505,6 +505,13 @@ class ExecutionEngine:
             if resume:
                 await self._resync(parent, runtime)
                 await self._settle(parent)
+                if parent.symbol not in self._instruments and not parent.status.terminal:
+                    # Restored from the stream, but its instrument left this exeq's configuration since.
+                    log.warning(
+                        "engine.unknown_instrument", parent_order_id=parent.parent_order_id, symbol=parent.symbol
+                    )
+                    await self._fail(parent, "UNKNOWN_SYMBOL", f"{parent.symbol} is no longer an instrument of exeq")
+                    return
             await self._wait_until(parent, runtime, parent.start_time_ns())
             if parent.status == ParentStatus.PENDING:
                 await self._transition(parent, ParentStatus.WORKING)
