@@ -158,12 +158,13 @@ class Harness:
         self.oms = oms or FakeOms()
         self.oms.clock = self.clock
         self.sink = sink or FakeSink()
+        self.ids = ids or Ids()
         self.engine = ExecutionEngine(
             self.oms,
             self.sink,
             self.clock,
             self.clock.sleep,
-            ids or Ids(),
+            self.ids,
             INSTRUMENTS if instruments is None else instruments,
             VolumeProfile([Decimal(1)] * 24),
             EngineConfig(first_backoff_s=0.01),
@@ -495,40 +496,42 @@ async def test_events_of_a_child_sent_before_a_restart_are_adopted_from_the_even
     assert sum(c.committed for c in parent.children) <= parent.quantity
 
 
-async def test_a_parent_resumed_after_its_end_time_expires_instead_of_sending_the_rest() -> None:
-    oms, ids = FakeOms(), Ids()
-    first = Harness(oms=oms, ids=ids)
+async def _one_child_sent_then_stopped() -> Harness:
+    """A TWAP parent whose first child went out, then exeq stopped."""
+    first = Harness()
     await first.submit(quantity=Decimal("1"))
     await first.clock.advance(0)
     await first.engine.stop()
-    await first.done("P1-1", "EXPIRED", 2)  # the OMS saw it expire while exeq was down
+    assert [cid for cid, _, _ in first.oms.submits] == ["P1-1"]
+    return first
 
-    second = Harness(oms=oms, ids=ids)
-    second.clock.now = first.clock.now + 10 * S
+
+async def _restarted(
+    first: Harness, after_s: float = 0, instruments: dict[str, Instrument] | None = None
+) -> ParentOrder:
+    """A new exeq on the same OMS (and id sequence) that restores what the first one published, `after_s` later."""
+    second = Harness(oms=first.oms, ids=first.ids, instruments=instruments)
+    second.clock.now = first.clock.now + int(after_s * S)
     second.engine.restore(first.sink.latest())
     await second.clock.advance(0)
-    parent = second.engine.get("ACC-1", "P1")
-    assert [cid for cid, _, _ in oms.submits] == ["P1-1"]
+    return second.engine.get("ACC-1", "P1")
+
+
+async def test_a_parent_resumed_after_its_end_time_expires_instead_of_sending_the_rest() -> None:
+    first = await _one_child_sent_then_stopped()
+    await first.done("P1-1", "EXPIRED", 2)  # the OMS saw it expire while exeq was down
+    parent = await _restarted(first, after_s=10)
+    assert [cid for cid, _, _ in first.oms.submits] == ["P1-1"]
     assert status(parent) == ParentStatus.EXPIRED
 
 
 async def test_a_parent_resumed_without_its_instrument_fails_and_cancels_its_open_child() -> None:
-    oms, ids = FakeOms(), Ids()
-    first = Harness(oms=oms, ids=ids)
-    await first.submit(quantity=Decimal("1"))
-    await first.clock.advance(0)
-    await first.engine.stop()
-    assert [cid for cid, _, _ in oms.submits] == ["P1-1"]
-
-    second = Harness(oms=oms, ids=ids, instruments={})  # BTCUSDT left the configuration meanwhile
-    second.clock.now = first.clock.now
-    second.engine.restore(first.sink.latest())
-    await second.clock.advance(0)
-    parent = second.engine.get("ACC-1", "P1")
+    first = await _one_child_sent_then_stopped()
+    parent = await _restarted(first, instruments={})  # BTCUSDT left the configuration meanwhile
     assert status(parent) == ParentStatus.FAILED
     assert parent.reason == "UNKNOWN_SYMBOL" and "BTCUSDT" in parent.reason_message
-    assert [cid for cid, _, _ in oms.submits] == ["P1-1"]
-    assert oms.cancels == ["OMS-P1-1"]
+    assert [cid for cid, _, _ in first.oms.submits] == ["P1-1"]
+    assert first.oms.cancels == ["OMS-P1-1"]
 
 
 async def test_pov_resends_what_an_ioc_child_left_unfilled() -> None:
