@@ -8,6 +8,7 @@ import itertools
 from decimal import Decimal
 
 import pytest
+import structlog.testing
 
 from services.exeq.adapters.codec import parent_from, parent_pb
 from services.exeq.domain.engine import EngineConfig, ExecutionEngine
@@ -532,6 +533,18 @@ async def test_a_parent_resumed_without_its_instrument_fails_and_cancels_its_ope
     assert parent.reason == "UNKNOWN_SYMBOL" and "BTCUSDT" in parent.reason_message
     assert [cid for cid, _, _ in first.oms.submits] == ["P1-1"]
     assert first.oms.cancels == ["OMS-P1-1"]
+
+
+async def test_a_parent_whose_child_filled_while_exeq_was_down_completes_on_resume_without_its_instrument() -> None:
+    first = Harness()
+    await first.submit(algo=Algo.IMMEDIATE, params=AlgoParams(), quantity=Decimal("1"))
+    await first.engine.stop()
+    child = first.oms.orders["P1-1"]  # the OMS filled it meanwhile; exeq heard nothing
+    child.version, child.status, child.cum_qty, child.notional = 2, "FILLED", Decimal(1), Decimal(100)
+    with structlog.testing.capture_logs() as logs:
+        parent = await _restarted(first, instruments={})
+    assert status(parent) == ParentStatus.COMPLETED and parent.cum_qty == Decimal(1)
+    assert [entry["event"] for entry in logs if entry["log_level"] in ("warning", "error")] == []
 
 
 async def test_pov_resends_what_an_ioc_child_left_unfilled() -> None:

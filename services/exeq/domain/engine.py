@@ -505,7 +505,9 @@ class ExecutionEngine:
             if resume:
                 await self._resync(parent, runtime)
                 await self._settle(parent)
-                if parent.symbol not in self._instruments and not parent.status.terminal:
+                if parent.status.terminal:
+                    return  # its children ended while exeq was down
+                if parent.symbol not in self._instruments:
                     # Restored from the stream, but its instrument left this exeq's configuration since.
                     log.warning(
                         "engine.unknown_instrument", parent_order_id=parent.parent_order_id, symbol=parent.symbol
