@@ -140,3 +140,22 @@ def test_only_engaged_kill_switches_with_a_valid_scope_act() -> None:
 )
 def test_decimals_leave_in_normalized_form(value: str, text: str) -> None:
     assert format_decimal(D(value)) == text
+
+
+def test_orders_decoded_from_the_journal_share_their_repeated_values() -> None:
+    pb = event_to_pb(OrderChange(ORDER, EventKind.FILLED, DETAILS[EventKind.FILLED], 7, 8)).SerializeToString()
+    first, second = (event_from_pb(events_pb2.OrderEvent.FromString(pb)) for _ in range(2))
+    assert first == second
+    a, b = first.order, second.order
+    assert a.spec.quantity is b.spec.quantity and a.cum_qty is b.cum_qty and a.avg_price is b.avg_price
+    assert a.account_id is b.account_id and a.symbol is b.symbol and a.venue is b.venue
+    assert first.detail.fill is not None and second.detail.fill is not None
+    assert first.detail.fill.price is second.detail.fill.price
+
+
+def test_unknown_enum_numbers_decode_to_empty_names() -> None:
+    order = event_to_pb(OrderChange(ORDER, EventKind.ACCEPTED, DETAILS[EventKind.ACCEPTED], 7, 8))
+    order.order.venue = 999  # type: ignore[assignment]
+    order.order.reason = 999  # type: ignore[assignment]
+    back = event_from_pb(events_pb2.OrderEvent.FromString(order.SerializeToString())).order
+    assert (back.venue, back.reason) == ("", "")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from decimal import Decimal
+from sys import intern
 
 from trade.live_gateway.v1 import events_pb2 as exec_pb2
 from trade.oms.v1 import events_pb2
@@ -30,19 +31,17 @@ from services.oms.domain.validation import format_decimal
 REPORT_ID_HEADER = "Trade-Report-Id"
 
 
-def _enum_to_name(enum: type, prefix: str, value: int) -> str:
-    name: str = enum.Name(value)  # type: ignore[attr-defined]
-    return name.removeprefix(prefix)
+# The OMS holds every order it ever saw: decoded names and Decimals share one instance per value.
+_REASON_NAMES: dict[int, str] = {v: n.removeprefix("ERROR_REASON_") for n, v in errors_pb2.ErrorReason.items() if v}
+_VENUE_NAMES: dict[int, str] = {v: n.removeprefix("VENUE_") for n, v in venue_pb2.Venue.items() if v}
+_DECIMALS: dict[str, Decimal] = {}
+_DECIMALS_MAX = 10_000
+ZERO = Decimal(0)
 
 
 def reason_name(value: int) -> str:
     """ErrorReason enum -> the ErrorInfo reason string ("" for UNSPECIFIED or unknown)."""
-    if value == errors_pb2.ERROR_REASON_UNSPECIFIED:
-        return ""
-    try:
-        return _enum_to_name(errors_pb2.ErrorReason, "ERROR_REASON_", value)
-    except ValueError:
-        return ""
+    return _REASON_NAMES.get(value, "")
 
 
 def reason_value(name: str) -> errors_pb2.ErrorReason.ValueType:
@@ -55,12 +54,7 @@ def reason_value(name: str) -> errors_pb2.ErrorReason.ValueType:
 
 
 def venue_name(value: int) -> str:
-    if value == venue_pb2.VENUE_UNSPECIFIED:
-        return ""
-    try:
-        return venue_pb2.Venue.Name(value).removeprefix("VENUE_")  # type: ignore[arg-type]
-    except ValueError:
-        return ""
+    return _VENUE_NAMES.get(value, "")
 
 
 def venue_value(name: str) -> venue_pb2.Venue.ValueType:
@@ -96,10 +90,20 @@ def dec(value: Decimal | None) -> decimal_pb2.Decimal | None:
     return None if value is None else decimal_pb2.Decimal(value=format_decimal(value))
 
 
+def decimal_of(text: str) -> Decimal:
+    """Raises decimal.InvalidOperation for a malformed text."""
+    value = _DECIMALS.get(text)
+    if value is None:
+        if len(_DECIMALS) >= _DECIMALS_MAX:
+            _DECIMALS.clear()
+        value = _DECIMALS[text] = Decimal(text)
+    return value
+
+
 def undec(msg: decimal_pb2.Decimal, present: bool = True) -> Decimal | None:
     if not present or not msg.value:
         return None
-    return Decimal(msg.value)
+    return decimal_of(msg.value)
 
 
 def spec_to_pb(spec: OrderSpec) -> order_pb2.OrderSpec:
@@ -121,7 +125,7 @@ def spec_from_pb(pb: order_pb2.OrderSpec) -> OrderSpec:
     return OrderSpec(
         side=SIDE_FROM_PB[pb.side],
         order_type=TYPE_FROM_PB[pb.order_type],
-        quantity=undec(pb.quantity) or Decimal(0),
+        quantity=undec(pb.quantity) or ZERO,
         limit_price=undec(pb.limit_price, pb.HasField("limit_price")),
         stop_price=undec(pb.stop_price, pb.HasField("stop_price")),
         time_in_force=TIF_FROM_PB.get(pb.time_in_force, TimeInForce.GTC),
@@ -160,21 +164,21 @@ def order_from_pb(pb: order_pb2.Order) -> Order:
     return Order(
         order_id=pb.order_id,
         client_order_id=pb.client_order_id,
-        account_id=pb.account_id,
-        symbol=pb.symbol,
+        account_id=intern(pb.account_id),
+        symbol=intern(pb.symbol),
         spec=spec_from_pb(pb.spec),
         status=STATUS_FROM_PB[pb.status],
         venue=venue_name(pb.venue),
         create_time_ns=pb.create_time_ns,
         update_time_ns=pb.update_time_ns,
         version=pb.version,
-        cum_qty=undec(pb.cum_qty) or Decimal(0),
-        leaves_qty=undec(pb.leaves_qty) or Decimal(0),
+        cum_qty=undec(pb.cum_qty) or ZERO,
+        leaves_qty=undec(pb.leaves_qty) or ZERO,
         avg_price=undec(pb.avg_price, pb.HasField("avg_price")),
-        cum_fee=undec(pb.cum_fee) or Decimal(0),
-        fee_currency=pb.fee_currency,
+        cum_fee=undec(pb.cum_fee) or ZERO,
+        fee_currency=intern(pb.fee_currency),
         venue_order_id=pb.venue_order_id,
-        strategy_id=pb.strategy_id,
+        strategy_id=intern(pb.strategy_id),
         parent_order_id=pb.parent_order_id,
         reason=reason_name(pb.reason),
         reason_message=pb.reason_message,
@@ -209,10 +213,10 @@ def fill_from_pb(pb: fill_pb2.Fill) -> Fill:
     liquidity = LIQUIDITY[pb.liquidity] if 0 <= pb.liquidity < len(LIQUIDITY) else "UNSPECIFIED"
     return Fill(
         fill_id=pb.fill_id,
-        price=Decimal(pb.price.value),
-        quantity=Decimal(pb.quantity.value),
-        fee=Decimal(pb.fee.value) if pb.fee.value else Decimal(0),
-        fee_currency=pb.fee_currency,
+        price=decimal_of(pb.price.value),
+        quantity=decimal_of(pb.quantity.value),
+        fee=decimal_of(pb.fee.value) if pb.fee.value else ZERO,
+        fee_currency=intern(pb.fee_currency),
         liquidity=liquidity,
         venue=venue_name(pb.venue),
         venue_order_id=pb.venue_order_id,
@@ -221,10 +225,10 @@ def fill_from_pb(pb: fill_pb2.Fill) -> Fill:
         receive_time_ns=pb.receive_time_ns,
         order_id=pb.order_id,
         client_order_id=pb.client_order_id,
-        account_id=pb.account_id,
-        symbol=pb.symbol,
+        account_id=intern(pb.account_id),
+        symbol=intern(pb.symbol),
         side=SIDE_FROM_PB.get(pb.side),
-        strategy_id=pb.strategy_id,
+        strategy_id=intern(pb.strategy_id),
         parent_order_id=pb.parent_order_id,
     )
 

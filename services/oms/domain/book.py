@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from services.oms.domain.model import Fill, Order, OrderSpec, Side, Status
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Submission:
     """What the first SubmitOrder asked for: a retry must ask for the same."""
 

@@ -345,6 +345,9 @@ def restore(previous: Order | None, change: OrderChange) -> Order | None:
         report_ids = report_ids | {change.report_id}
     return replace(
         change.order,
+        # The same values; sharing the first version's strings, which the book's indexes hold, saves memory.
+        order_id=prior.order_id,
+        client_order_id=prior.client_order_id,
         pending_spec=pending,
         acknowledged=acknowledged,
         fill_ids=fill_ids,

@@ -111,7 +111,7 @@ def legal(old: Status, new: Status) -> bool:
     return new in TRANSITIONS[old]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OrderSpec:
     side: Side
     order_type: OrderType
@@ -124,7 +124,7 @@ class OrderSpec:
     reduce_only: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Fill:
     """One execution; fill_id is the idempotency key. Enum-like fields are their wire names (e.g. "PRISM")."""
 
@@ -149,7 +149,7 @@ class Fill:
     parent_order_id: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Order:
     order_id: str
     client_order_id: str
@@ -203,7 +203,7 @@ class EventKind(Enum):
     FILLED = "filled"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EventDetail:
     """The payload of one event kind; only the fields of that kind are set."""
 
@@ -218,7 +218,7 @@ class EventDetail:
     fill: Fill | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OrderChange:
     """One journal entry: the order's full state after the change, what happened, and the venue report behind it."""
 
@@ -246,7 +246,7 @@ class ExecType(Enum):
     TRIGGERED = "TRIGGERED"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VenueReport:
     """An execution report from the live-gateway, reduced to what drives order state."""
 
@@ -261,7 +261,7 @@ class VenueReport:
     account_id: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RiskVerdict:
     approved: bool
     check_id: str = ""
@@ -269,7 +269,7 @@ class RiskVerdict:
     message: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class KillSwitch:
     """An engaged kill switch: account_id empty means every account."""
 
