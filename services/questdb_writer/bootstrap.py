@@ -31,9 +31,9 @@ class SystemClock:
 
 def feeds(settings: QuestdbWriterSettings) -> list[Feed]:
     sources = (
-        (Kind.FILLS, FILLS.name, settings.fills_subject),
-        (Kind.ORDER_EVENTS, ORDERS.name, settings.orders_subject),
-        (Kind.PNL_SNAPSHOTS, PNL.name, settings.pnl_subject),
+        (Kind.FILLS, settings.fills_stream, settings.fills_subject),
+        (Kind.ORDER_EVENTS, settings.orders_stream, settings.orders_subject),
+        (Kind.PNL_SNAPSHOTS, settings.pnl_stream, settings.pnl_subject),
     )
     return [
         Feed(
@@ -53,9 +53,9 @@ def feeds(settings: QuestdbWriterSettings) -> list[Feed]:
 
 def tables(settings: QuestdbWriterSettings) -> dict[Kind, tuple[str, str]]:
     return {
-        Kind.FILLS: (settings.fills_table, FILLS.name),
-        Kind.ORDER_EVENTS: (settings.order_events_table, ORDERS.name),
-        Kind.PNL_SNAPSHOTS: (settings.pnl_snapshots_table, PNL.name),
+        Kind.FILLS: (settings.fills_table, settings.fills_stream),
+        Kind.ORDER_EVENTS: (settings.order_events_table, settings.orders_stream),
+        Kind.PNL_SNAPSHOTS: (settings.pnl_snapshots_table, settings.pnl_stream),
     }
 
 

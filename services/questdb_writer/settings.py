@@ -6,6 +6,7 @@ from pydantic import Field
 
 from mesh.ports import load_ports
 from services.runtime.settings import ServiceSettings, infra_url
+from services.runtime.streams import FILLS, ORDERS, PNL
 
 
 class QuestdbWriterSettings(ServiceSettings):
@@ -15,6 +16,10 @@ class QuestdbWriterSettings(ServiceSettings):
     fills_table: str = "fills"
     order_events_table: str = "order_events"
     pnl_snapshots_table: str = "pnl_snapshots"
+    # Source streams and subjects (tests read streams of their own).
+    fills_stream: str = FILLS.name
+    orders_stream: str = ORDERS.name
+    pnl_stream: str = PNL.name
     fills_subject: str = "fills.>"
     orders_subject: str = "orders.>"
     pnl_subject: str = "pnl.>"

@@ -22,8 +22,7 @@ from trade.type.v1 import decimal_pb2, fill_pb2, order_pb2, pnl_pb2
 from mesh.ports import load_ports
 from services.questdb_writer.bootstrap import QuestdbWriter, compose, feeds
 from services.questdb_writer.settings import QuestdbWriterSettings
-from services.runtime.bus import Bus
-from services.runtime.streams import FILLS, ORDERS, PNL
+from services.runtime.bus import Bus, StreamSpec
 
 pytestmark = pytest.mark.usefixtures("mesh")
 
@@ -91,9 +90,9 @@ def snapshot(account: str) -> pnl_events_pb2.PnlSnapshot:
     )  # fmt: skip
 
 
-async def publish_all(bus: Bus, account: str, batch: list[fill_pb2.Fill], suffix: str = "") -> None:
+async def publish_all(bus: Bus, prefix: str, account: str, batch: list[fill_pb2.Fill], suffix: str = "") -> None:
     await asyncio.gather(
-        *(bus.publish(f"fills.{account}.BTCUSDT", f.SerializeToString(), f.fill_id + suffix) for f in batch)
+        *(bus.publish(f"{prefix}.fills.{account}.BTCUSDT", f.SerializeToString(), f.fill_id + suffix) for f in batch)
     )
 
 
@@ -101,21 +100,28 @@ async def publish_all(bus: Bus, account: str, batch: list[fill_pb2.Fill], suffix
 async def bus() -> AsyncIterator[Bus]:
     bus = Bus(QuestdbWriterSettings().nats_url, "test-questdb-writer")
     await bus.connect()
-    await bus.ensure_streams([FILLS, ORDERS, PNL])
     yield bus
     await bus.close()
 
 
 class Harness:
+    """A writer on a stream of the test's own: the mesh's OMS, exeq, pnl and risk read every subject of FILLS,
+    ORDERS and PNL (and would act on the test's fills and order events)."""
+
     def __init__(self, account: str) -> None:
         tag = uuid.uuid4().hex[:8]
+        self.prefix = f"qwtest.{tag}"
+        self.stream = StreamSpec(name=f"QWTEST_{tag.upper()}", subjects=(f"{self.prefix}.>",))
         self.settings = QuestdbWriterSettings(
             fills_table=f"test_fills_{tag}",
             order_events_table=f"test_order_events_{tag}",
             pnl_snapshots_table=f"test_pnl_snapshots_{tag}",
-            fills_subject=f"fills.{account}.>",
-            orders_subject=f"orders.{account}.>",
-            pnl_subject=f"pnl.{account}",
+            fills_stream=self.stream.name,
+            orders_stream=self.stream.name,
+            pnl_stream=self.stream.name,
+            fills_subject=f"{self.prefix}.fills.{account}.>",
+            orders_subject=f"{self.prefix}.orders.{account}.>",
+            pnl_subject=f"{self.prefix}.pnl.{account}",
             durable_prefix=f"test-qw-{tag}",
             linger_s=0.05,
         )
@@ -147,9 +153,11 @@ class Harness:
 async def harness(bus: Bus) -> AsyncIterator[tuple[Harness, str]]:
     account = f"test-qw-{uuid.uuid4().hex[:10]}"
     h = Harness(account)
+    await bus.ensure_streams([h.stream])
     yield h, account
     await h.stop()
-    await h.delete_consumers(bus)
+    with contextlib.suppress(Exception):
+        await bus.js.delete_stream(h.stream.name)
     h.drop_tables()
 
 
@@ -159,16 +167,15 @@ async def test_fills_orders_and_snapshots_land_exactly_once_even_when_the_range_
     h, account = harness
     s = h.settings
     batch = fills(account, 25)
-    await publish_all(bus, account, batch)
+    await publish_all(bus, h.prefix, account, batch)
     for event in order_events(account):
-        await bus.publish(f"orders.{account}.BTCUSDT", event.SerializeToString(), event.event_id)
+        await bus.publish(f"{h.prefix}.orders.{account}.BTCUSDT", event.SerializeToString(), event.event_id)
     snap = snapshot(account)
-    await bus.publish(f"pnl.{account}", snap.SerializeToString(), snap.snapshot_id)
+    await bus.publish(f"{h.prefix}.pnl.{account}", snap.SerializeToString(), snap.snapshot_id)
 
     writer = await h.start()
     await wait_for(lambda: scalar(f"SELECT count() FROM {s.fills_table}") == 25)
     await wait_for(lambda: scalar(f"SELECT count() FROM {s.order_events_table}") == 2)
-    # the mesh's pnl service publishes its own snapshots for the test account's fills too: count the test's one
     test_snapshot_rows = f"SELECT count() FROM {s.pnl_snapshots_table} WHERE snapshot_id = '{snap.snapshot_id}'"
     await wait_for(lambda: scalar(test_snapshot_rows) == 2)
     row = sql(f"SELECT price, fee, side, account_id FROM {s.fills_table} WHERE fill_id = '{batch[0].fill_id}'")
@@ -177,7 +184,7 @@ async def test_fills_orders_and_snapshots_land_exactly_once_even_when_the_range_
     assert kinds == [["accepted"], ["acknowledged"]]
 
     # The same fills again under new message ids (past JetStream's dedup): skipped by id in memory.
-    await publish_all(bus, account, batch, suffix=":again")
+    await publish_all(bus, h.prefix, account, batch, suffix=":again")
     await wait_for(lambda: writer.service.stats(frozenset({s.fills_table}))[0].duplicates_skipped >= 25)
 
     # Replay: the durable consumers deleted and re-created, a fresh writer rewrites the whole range.
@@ -188,7 +195,7 @@ async def test_fills_orders_and_snapshots_land_exactly_once_even_when_the_range_
     stats = await writer.servicer().GetStats(questdb_writer_pb2.GetStatsRequest(tables=[s.fills_table]), None)  # type: ignore[arg-type]
     (table,) = stats.tables
     assert (table.table, table.source_stream, table.rows_written, table.duplicates_skipped) == (
-        s.fills_table, "FILLS", 25, 25
+        s.fills_table, h.stream.name, 25, 25
     )  # fmt: skip
     assert table.last_stream_sequence > 0 and table.malformed_count == 0
     await asyncio.sleep(1.0)  # let QuestDB apply the WAL of the rewrite

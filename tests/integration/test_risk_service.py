@@ -351,7 +351,13 @@ async def test_positions_and_open_orders_come_from_fills_and_orders_and_replay_o
         leaves_qty=_dec("4"),
         version=2,
     )
-    event = oms_events_pb2.OrderEvent(event_id=f"{order.order_id}:2", order_version=2, order=order)
+    # A well-formed journal event (the mesh's OMS reads it too, and ignores an order it never accepted).
+    event = oms_events_pb2.OrderEvent(
+        event_id=f"{order.order_id}:2",
+        order_version=2,
+        order=order,
+        acknowledged=oms_events_pb2.OrderAcknowledged(venue_order_id="V1"),
+    )
     await bus.publish(f"fills.{case.account}.{case.symbol}", fill.SerializeToString(), fill.fill_id)
     await bus.publish(f"orders.{case.account}.{case.symbol}", event.SerializeToString(), event.event_id)
 
