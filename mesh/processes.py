@@ -280,7 +280,7 @@ def services(paths: Paths, ports: Ports) -> list[Process]:
                 ports=svc_ports,
                 endpoints=tuple(endpoints),
                 ready_timeout=JOURNAL_REPLAY_READY_S if svc in JOURNAL_REPLAYERS else 90,
-                stop_wait=15,
+                stop_wait=SNAPSHOT_ON_STOP_WAIT_S if svc in SNAPSHOT_ON_STOP else 15,
             )
         )
     return procs
@@ -290,6 +290,10 @@ def services(paths: Paths, ports: Ports) -> list[Process]:
 # OMS 41 s, risk 22 s while the whole mesh started); they log their progress meanwhile.
 JOURNAL_REPLAYERS = frozenset({"oms", "risk"})
 JOURNAL_REPLAY_READY_S = 600.0
+# The OMS writes a snapshot of its memory as it stops (131k orders: 6 s, after up to 10 s of grace for open
+# streams); stopped before it finished, its next start replays more of the journal.
+SNAPSHOT_ON_STOP = frozenset({"oms"})
+SNAPSHOT_ON_STOP_WAIT_S = 60
 
 
 def envoy(paths: Paths, ports: Ports, tools: Tools) -> Process | None:

@@ -11,6 +11,7 @@ from trade.oms.v1 import oms_pb2, oms_pb2_grpc
 from services.oms.adapters.consumers import OmsConsumers, killswitch_deliver_policy
 from services.oms.adapters.journal import JetStreamJournal, JournalFollower
 from services.oms.adapters.risk_client import GrpcRiskCheck
+from services.oms.adapters.snapshot import JournalSnapshots, SnapshotStore
 from services.oms.domain.ports import RiskCheck
 from services.oms.domain.service import Oms
 from services.oms.servicer import OmsServicer
@@ -39,20 +40,31 @@ class OmsApp:
     consumers: OmsConsumers
     servicer: OmsServicer
     risk: RiskCheck
+    snapshots: JournalSnapshots | None
 
     async def start(self, *, connect: bool = True) -> None:
-        """Rebuild every order from ORDERS before anything is served, then resume the EXEC and RISK consumers."""
+        """Rebuild every order (the last snapshot, then ORDERS beyond it) before anything is served, then resume
+        the EXEC and RISK consumers."""
         if connect:
             await self.bus.connect()
         await self.bus.ensure_streams([ORDERS, FILLS, EXEC, RISK])
+        if self.snapshots is not None:
+            self.follower.cursor = await self.snapshots.restore(self.oms.book)
         await self.follower.start(self.settings.replay_timeout_s)
+        if self.follower.replayed >= self.settings.snapshot_after_replayed:
+            await self._snapshot()
         self.oms.mark_ready()
         self.consumers.start()
+
+    async def _snapshot(self) -> None:
+        if self.snapshots is not None and len(self.oms.book) >= self.settings.snapshot_min_orders:
+            await self.snapshots.save(self.oms.book, self.follower.cursor)
 
     async def stop(self) -> None:
         self.oms.ready = False
         await self.consumers.stop()
         await self.follower.stop()
+        await self._snapshot()
         if isinstance(self.risk, GrpcRiskCheck):
             await self.risk.close()
         await self.bus.close()
@@ -84,7 +96,10 @@ def compose(settings: OmsSettings, risk: RiskCheck | None = None, bus: Bus | Non
     )
     consumers = OmsConsumers(bus, oms, exec_spec, killswitch_spec)
     servicer = OmsServicer(oms, settings.stream_heartbeat_s)
-    return OmsApp(settings, bus, oms, follower, consumers, servicer, risk)
+    snapshots = (
+        JournalSnapshots(bus, SnapshotStore(bus), ORDERS.name, settings.orders_filter) if settings.snapshots else None
+    )
+    return OmsApp(settings, bus, oms, follower, consumers, servicer, risk, snapshots)
 
 
 async def build(settings: OmsSettings) -> Registration:

@@ -22,6 +22,12 @@ class OmsSettings(ServiceSettings):
     # 22 s alone, 41 s while the whole mesh started); a number makes start-up fail past it, and a supervisor
     # would restart into the same replay.
     replay_timeout_s: float | None = None
+    # Snapshots of memory (object store OMS_SNAPSHOTS): a start reads the journal only beyond the last one. One is
+    # written when the OMS stops and after a start-up replay of at least snapshot_after_replayed events, when memory
+    # holds at least snapshot_min_orders orders (a small journal replays in well under a second).
+    snapshots: bool = True
+    snapshot_after_replayed: int = 50_000
+    snapshot_min_orders: int = 10_000
     # Memory re-reads the journal beyond its cursor this often (a safety net behind the live follower).
     journal_sync_interval_s: float = 5.0
     # Venue execution reports.

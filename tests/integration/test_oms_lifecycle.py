@@ -22,6 +22,7 @@ from trade.risk.v1 import events_pb2 as risk_events_pb2
 from trade.risk.v1 import risk_pb2, risk_pb2_grpc
 from trade.type.v1 import decimal_pb2, errors_pb2, fill_pb2, order_pb2, venue_pb2
 
+from services.oms.adapters.snapshot import BUCKET, JournalSnapshots, SnapshotStore
 from services.oms.bootstrap import SERVICE_NAME, OmsApp, compose
 from services.oms.settings import OmsSettings
 from services.runtime.bus import Bus
@@ -98,8 +99,9 @@ class RunningOms:
         await self.server.stop()
 
 
-def settings_for(env: Env, account: str) -> OmsSettings:
+def settings_for(env: Env, account: str, **overrides: Any) -> OmsSettings:
     return OmsSettings(
+        **overrides,
         port=0,
         log_json=False,
         shutdown_grace_s=0.5,
@@ -113,8 +115,8 @@ def settings_for(env: Env, account: str) -> OmsSettings:
     )
 
 
-async def start_oms(env: Env, account: str) -> RunningOms:
-    app = compose(settings_for(env, account))
+async def start_oms(env: Env, account: str, **overrides: Any) -> RunningOms:
+    app = compose(settings_for(env, account, **overrides))
     registration = Registration(
         add_to_server=lambda server: oms_pb2_grpc.add_OmsServiceServicer_to_server(app.servicer, server),
         service_names=[SERVICE_NAME],
@@ -453,3 +455,70 @@ async def test_an_event_memory_missed_is_caught_up_when_its_order_gets_a_report(
         assert got.status == order_pb2.ORDER_STATUS_NEW and got.version == 2
     finally:
         await oms.stop()
+
+
+async def test_restart_from_a_snapshot_replays_only_the_journal_beyond_it_and_ends_identical(
+    env: Env, account: str
+) -> None:
+    snapshotting = {"snapshot_min_orders": 1}
+    store = SnapshotStore(env.bus)
+    name = JournalSnapshots(env.bus, store, ORDERS.name, f"orders.{account}.>").name
+    oms = await start_oms(env, account, **snapshotting)
+    try:
+        a = (await oms.stub.SubmitOrder(submit_request(account, "c-a"), timeout=TIMEOUT)).order
+        b = (await oms.stub.SubmitOrder(submit_request(account, "c-b"), timeout=TIMEOUT)).order
+        c = (await oms.stub.SubmitOrder(submit_request(account, "c-c"), timeout=TIMEOUT)).order
+        await publish_report(env, report(a, 1, exec_pb2.EXEC_TYPE_NEW))
+        await publish_report(env, report(a, 2, exec_pb2.EXEC_TYPE_TRADE, "1", "100"))
+        await publish_report(env, report(c, 1, exec_pb2.EXEC_TYPE_NEW))
+        await oms.stub.CancelOrder(oms_pb2.CancelOrderRequest(account_id=account, order_id=b.order_id), timeout=5)
+
+        async def settled() -> bool | None:
+            got = await get_order(oms, account, a.order_id)
+            acked = await get_order(oms, account, c.order_id)
+            return True if got.cum_qty.value == "1" and acked.status == order_pb2.ORDER_STATUS_NEW else None
+
+        await eventually(settled)
+        # An amend waiting for the venue: its spec, and the submitted one, survive the snapshot.
+        amend = oms_pb2.AmendOrderRequest(account_id=account, symbol=SYMBOL, order_id=c.order_id, new_quantity=dec("3"))
+        await oms.stub.AmendOrder(amend, timeout=TIMEOUT)
+        at_stop = oms.app.oms.book.contents()
+        events_at_stop = len(await order_events(env, account))
+    finally:
+        await oms.stop()  # writes the snapshot
+    try:
+        assert await store.load(name) is not None
+        # A second OMS without snapshots moves the journal on: the last fill of a arrives, the amend is replaced.
+        await publish_report(env, report(a, 3, exec_pb2.EXEC_TYPE_TRADE, "1", "102"))
+        replaced = report(c, 2, exec_pb2.EXEC_TYPE_REPLACED)
+        await publish_report(env, replaced)
+        oms = await start_oms(env, account, snapshots=False)
+        try:
+            assert oms.app.follower.read == oms.app.follower.replayed == events_at_stop
+
+            async def moved_on() -> bool | None:
+                done = await get_order(oms, account, a.order_id)
+                amended = await get_order(oms, account, c.order_id)
+                return (
+                    True if done.status == order_pb2.ORDER_STATUS_FILLED and amended.leaves_qty.value == "3" else None
+                )
+
+            await eventually(moved_on)
+            expected = oms.app.oms.book.contents()
+            tail = len(await order_events(env, account)) - events_at_stop
+        finally:
+            await oms.stop()
+        assert tail == 2 and expected != at_stop
+
+        # From the snapshot, then the two events beyond it: the same memory as the OMS that wrote them.
+        oms = await start_oms(env, account, **snapshotting)
+        try:
+            assert oms.app.follower.read == oms.app.follower.replayed == tail
+            assert oms.app.oms.book.contents() == expected
+            replay = await oms.stub.SubmitOrder(submit_request(account, "c-a"), timeout=TIMEOUT)
+            assert replay.replayed and replay.order.status == order_pb2.ORDER_STATUS_FILLED
+        finally:
+            await oms.stop()
+    finally:
+        with contextlib.suppress(Exception):
+            await (await env.bus.js.object_store(BUCKET)).delete(name)

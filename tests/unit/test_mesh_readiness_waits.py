@@ -1,4 +1,4 @@
-"""How long `make up` waits for each service to report ready."""
+"""How long `make up` waits for each service to report ready, and supervisord for each to stop."""
 
 from __future__ import annotations
 
@@ -11,3 +11,8 @@ def test_the_services_that_replay_orders_before_serving_get_a_longer_readiness_w
     programs = {p.name: p for p in processes.services(PATHS, load_ports())}
     assert programs["oms"].ready_timeout == programs["risk"].ready_timeout == processes.JOURNAL_REPLAY_READY_S
     assert programs["marketdata"].ready_timeout < processes.JOURNAL_REPLAY_READY_S
+
+
+def test_the_oms_gets_time_to_write_its_snapshot_when_stopped() -> None:
+    programs = {p.name: p for p in processes.services(PATHS, load_ports())}
+    assert programs["oms"].stop_wait == processes.SNAPSHOT_ON_STOP_WAIT_S > programs["risk"].stop_wait

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from decimal import Decimal
 from sys import intern
+from typing import Any
 
 from trade.live_gateway.v1 import events_pb2 as exec_pb2
 from trade.oms.v1 import events_pb2
@@ -94,9 +95,9 @@ def decimal_of(text: str) -> Decimal:
     """Raises decimal.InvalidOperation for a malformed text."""
     value = _DECIMALS.get(text)
     if value is None:
-        if len(_DECIMALS) >= _DECIMALS_MAX:
-            _DECIMALS.clear()
-        value = _DECIMALS[text] = Decimal(text)
+        value = Decimal(text)
+        if len(_DECIMALS) < _DECIMALS_MAX:  # the common values come early; unique ones (averages) need no sharing
+            _DECIMALS[text] = value
     return value
 
 
@@ -160,7 +161,8 @@ def order_to_pb(order: Order) -> order_pb2.Order:
     )
 
 
-def order_from_pb(pb: order_pb2.Order) -> Order:
+def order_from_pb(pb: order_pb2.Order, **derived: Any) -> Order:
+    """`derived`: the Order fields that are not on the wire (e.g. from a snapshot)."""
     return Order(
         order_id=pb.order_id,
         client_order_id=pb.client_order_id,
@@ -182,6 +184,7 @@ def order_from_pb(pb: order_pb2.Order) -> Order:
         parent_order_id=pb.parent_order_id,
         reason=reason_name(pb.reason),
         reason_message=pb.reason_message,
+        **derived,
     )
 
 

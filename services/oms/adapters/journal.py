@@ -95,6 +95,8 @@ class JournalFollower:
         self.sync_interval_s = sync_interval_s
         # Stream sequence of the last journal message applied (by either reader).
         self.cursor = 0
+        # Journal messages read beyond the cursor, and the events among them memory did not hold yet.
+        self.read = 0
         self.replayed = 0
         self._sub: JetStreamContext.PushSubscription | None = None
         self._sync_lock = asyncio.Lock()
@@ -103,6 +105,7 @@ class JournalFollower:
     def _take(self, seq: int, data: bytes, headers: dict[str, str] | None) -> None:
         if seq <= self.cursor:
             return
+        self.read += 1
         change = decode(data, headers, self.known)
         if change is not None:
             self.apply(change)
@@ -113,18 +116,23 @@ class JournalFollower:
         self._take(msg.metadata.sequence.stream, msg.data, msg.headers)
 
     async def start(self, timeout_s: float | None = None, progress_every_s: float = 5.0) -> None:
-        """Subscribe, then return once every message stored before the call has been applied (TimeoutError past
-        `timeout_s`, if one is given)."""
+        """Subscribe beyond the cursor (0: from the start; a snapshot's position otherwise), then return once every
+        message stored before the call has been applied (TimeoutError past `timeout_s`, if one is given)."""
         started = time.monotonic()
         reported = started
         info = await self.bus.js.stream_info(self.stream)
         target = info.state.last_seq
+        config = (
+            api.ConsumerConfig(deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.cursor + 1)
+            if self.cursor
+            else api.ConsumerConfig(deliver_policy=api.DeliverPolicy.ALL)
+        )
         self._sub = await self.bus.js.subscribe(
             self.subject_filter,
             stream=self.stream,
             ordered_consumer=True,
             cb=self._on_msg,
-            deliver_policy=api.DeliverPolicy.ALL,
+            config=config,
             pending_msgs_limit=-1,
             pending_bytes_limit=-1,
         )
@@ -140,7 +148,7 @@ class JournalFollower:
             await asyncio.sleep(0.02)
         await self.sync()
         elapsed = round(time.monotonic() - started, 3)
-        log.info("journal.replayed", events=self.replayed, seq=self.cursor, seconds=elapsed)
+        log.info("journal.replayed", events=self.replayed, read=self.read, seq=self.cursor, seconds=elapsed)
         self._watchdog = asyncio.create_task(self._sync_periodically(), name="oms-journal-sync")
 
     async def _nothing_pending(self) -> bool:

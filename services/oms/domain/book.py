@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from services.oms.domain.model import Fill, Order, OrderSpec, Side, Status
@@ -58,6 +58,20 @@ class OrderBook:
         if fill is not None:
             self._fills.setdefault(order.account_id, []).append(fill)
         return True
+
+    def contents(self) -> tuple[list[tuple[Order, Submission]], dict[str, list[Fill]]]:
+        """Every order (in the order first seen) with its submission, and every account's fills: for a snapshot."""
+        orders = [(order, self.submissions[order_id]) for order_id, order in self._orders.items()]
+        return orders, {account: list(fills) for account, fills in self._fills.items()}
+
+    def load(self, orders: Iterable[tuple[Order, Submission]], fills: Mapping[str, Sequence[Fill]]) -> None:
+        """Fill an empty book with a snapshot's contents."""
+        if self._orders:
+            raise ValueError("a snapshot loads into an empty book only")
+        for order, submission in orders:
+            self.put(order, None)
+            self.submissions[order.order_id] = submission
+        self._fills = {account: list(account_fills) for account, account_fills in fills.items()}
 
     def accounts(self) -> Iterable[str]:
         return list(self._by_account)
