@@ -254,7 +254,7 @@ def down(mesh: Mesh | None = None, *, report: Reporter = lambda _m: None) -> Dow
         pids |= {i.pid for i in infos.values() if i.pid}
         result.stopped = [n for n, i in infos.items() if i.state in RUNNING_STATES]
         report(f"stopping {', '.join(result.stopped) or 'nothing'} and supervisord")
-        sup.shutdown()
+        sup.shutdown(processes.stop_order(mesh.programs))
     if sup_pid is not None and sysproc.alive(sup_pid) and sysproc.is_ours(sup_pid, root):
         pids.add(sup_pid)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
@@ -294,6 +294,12 @@ JOURNAL_REPLAY_READY_S = 600.0
 # streams); stopped before it finished, its next start replays more of the journal.
 SNAPSHOT_ON_STOP = frozenset({"oms"})
 SNAPSHOT_ON_STOP_WAIT_S = 60
+
+
+def stop_order(programs: Iterable[Process]) -> list[list[str]]:
+    """The reverse of the start order: the edge first, then the services, policy, and infrastructure last (a
+    service still stopping keeps its NATS, e.g. the OMS writing its snapshot)."""
+    return [[p.name for p in programs if p.tier == tier] for tier in sorted(Tier, reverse=True)]
 
 
 def envoy(paths: Paths, ports: Ports, tools: Tools) -> Process | None:

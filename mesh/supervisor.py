@@ -21,6 +21,8 @@ from mesh.processes import Process
 from mesh.sysproc import MARKER, alive
 
 RUNNING_STATES = frozenset({"RUNNING", "STARTING"})
+# Not stopped yet: still running, on its way up or down, or waiting to be restarted.
+ALIVE_STATES = frozenset({*RUNNING_STATES, "STOPPING", "BACKOFF"})
 FAILED_STATES = frozenset({"FATAL", "UNKNOWN"})
 
 
@@ -196,10 +198,14 @@ class Supervisor:
             proxy.supervisor.addProcessGroup(name)
         return cast(list[str], [*added, *changed, *removed])
 
-    def shutdown(self, timeout: float = 120.0) -> None:
-        """Stop every program (reverse priority: edge first, infra last), then supervisord itself."""
+    def shutdown(self, order: Iterable[Iterable[str]] = (), timeout: float = 120.0) -> None:
+        """Stop the programs group by group in `order` (a group's programs together, each group once the previous
+        one has stopped), then any program left, then supervisord itself. supervisord's own stopAllProcesses
+        signals every program at once: NATS went down while the OMS was still writing its snapshot."""
         pid = self.pid()
         proxy = self._proxy(timeout)
+        for names in order:
+            self._stop_together(proxy, list(names), timeout)
         with contextlib.suppress(xmlrpc.client.Fault):
             proxy.supervisor.stopAllProcesses(True)
         with contextlib.suppress(OSError, xmlrpc.client.Error):
@@ -208,6 +214,17 @@ class Supervisor:
             deadline = time.monotonic() + 20
             while alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
+
+    def _stop_together(self, proxy: Any, names: list[str], timeout: float) -> None:
+        for name in names:
+            with contextlib.suppress(xmlrpc.client.Fault):  # not running, or unknown
+                proxy.supervisor.stopProcess(name, False)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            infos = self.all_info()
+            if not any(n in infos and infos[n].state in ALIVE_STATES for n in names):
+                return
+            time.sleep(0.1)
 
     # -------------------------------------------------------------------------------- programs
 

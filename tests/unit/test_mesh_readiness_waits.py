@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mesh import processes
+from mesh import install, processes
 from mesh.paths import PATHS
 from mesh.ports import load_ports
 
@@ -16,3 +16,10 @@ def test_the_services_that_replay_orders_before_serving_get_a_longer_readiness_w
 def test_the_oms_gets_time_to_write_its_snapshot_when_stopped() -> None:
     programs = {p.name: p for p in processes.services(PATHS, load_ports())}
     assert programs["oms"].stop_wait == processes.SNAPSHOT_ON_STOP_WAIT_S > programs["risk"].stop_wait
+
+
+def test_down_stops_the_edge_first_and_the_infrastructure_after_the_services() -> None:
+    order = processes.stop_order(processes.build(PATHS, load_ports(), install.locate(PATHS)))
+    group_of = {name: i for i, names in enumerate(order) for name in names}
+    assert group_of["envoy"] < group_of["oms"] == group_of["risk"] < group_of["opa"] < group_of["nats"]
+    assert group_of["nats"] == group_of["questdb"] == len(order) - 1
