@@ -290,9 +290,9 @@ def services(paths: Paths, ports: Ports) -> list[Process]:
 # OMS 41 s, risk 22 s while the whole mesh started); they log their progress meanwhile.
 JOURNAL_REPLAYERS = frozenset({"oms", "risk"})
 JOURNAL_REPLAY_READY_S = 600.0
-# The OMS writes a snapshot of its memory as it stops (131k orders: 6 s, after up to 10 s of grace for open
-# streams); stopped before it finished, its next start replays more of the journal.
-SNAPSHOT_ON_STOP = frozenset({"oms"})
+# These write a snapshot of their memory as they stop (the OMS's 131k orders: 6 s, after up to 10 s of grace for
+# open streams); stopped before it finished, the next start replays more of the streams.
+SNAPSHOT_ON_STOP = frozenset({"oms", "risk"})
 SNAPSHOT_ON_STOP_WAIT_S = 60
 
 

@@ -11,7 +11,7 @@ from trade.oms.v1 import oms_pb2, oms_pb2_grpc
 from services.oms.adapters.consumers import OmsConsumers, killswitch_deliver_policy
 from services.oms.adapters.journal import JetStreamJournal, JournalFollower
 from services.oms.adapters.risk_client import GrpcRiskCheck
-from services.oms.adapters.snapshot import JournalSnapshots, SnapshotStore
+from services.oms.adapters.snapshot import BUCKET, JournalSnapshots
 from services.oms.domain.ports import RiskCheck
 from services.oms.domain.service import Oms
 from services.oms.servicer import OmsServicer
@@ -19,6 +19,7 @@ from services.oms.settings import OmsSettings
 from services.runtime.batches import BatchConsumerSpec
 from services.runtime.bus import Bus
 from services.runtime.server import Registration
+from services.runtime.snapshots import SnapshotStore
 from services.runtime.streams import EXEC, FILLS, ORDERS, RISK
 
 SERVICE_NAME = oms_pb2.DESCRIPTOR.services_by_name["OmsService"].full_name
@@ -97,7 +98,9 @@ def compose(settings: OmsSettings, risk: RiskCheck | None = None, bus: Bus | Non
     consumers = OmsConsumers(bus, oms, exec_spec, killswitch_spec)
     servicer = OmsServicer(oms, settings.stream_heartbeat_s)
     snapshots = (
-        JournalSnapshots(bus, SnapshotStore(bus), ORDERS.name, settings.orders_filter) if settings.snapshots else None
+        JournalSnapshots(bus, SnapshotStore(bus, BUCKET), ORDERS.name, settings.orders_filter)
+        if settings.snapshots
+        else None
     )
     return OmsApp(settings, bus, oms, follower, consumers, servicer, risk, snapshots)
 

@@ -16,6 +16,8 @@ from services.risk.adapters.limits_file import LimitsConfig, load_limits
 from services.risk.adapters.nats_events import JetStreamRiskEvents, RiskStreamFollower, replay_risk_stream
 from services.risk.adapters.nats_state import NatsStateFeeds, default_feeds
 from services.risk.adapters.opa_compliance import OpaCompliance
+from services.risk.adapters.snapshot import BUCKET as SNAPSHOT_BUCKET
+from services.risk.adapters.snapshot import ExposureSnapshots
 from services.risk.domain.ids import UlidSource
 from services.risk.domain.killswitch import KillSwitchBook
 from services.risk.domain.limits import LimitsBook
@@ -26,6 +28,7 @@ from services.risk.servicer import RiskServicer
 from services.risk.settings import RiskSettings
 from services.runtime.bus import Bus, StreamSpec
 from services.runtime.server import Registration
+from services.runtime.snapshots import SnapshotStore
 from services.runtime.streams import FILLS, ORDERS, PNL, RISK
 
 log = structlog.get_logger("risk")
@@ -47,6 +50,10 @@ async def ensure_stream_exists(bus: Bus, spec: StreamSpec) -> None:
             await bus.js.add_stream(spec.config())
 
 
+# The feeds whose state a snapshot holds (PNL replays only its last message per account anyway).
+SNAPSHOT_FEEDS = ("fills", "orders")
+
+
 @dataclass
 class Risk:
     """The running pieces of one risk instance (the service, or an in-process instance in tests)."""
@@ -60,6 +67,7 @@ class Risk:
     opa: OpaCompliance
     feeds: NatsStateFeeds
     follower: RiskStreamFollower
+    snapshots: ExposureSnapshots | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self, *, connect: bool = True) -> None:
@@ -77,7 +85,11 @@ class Risk:
         )
         await self.follower.start(last_seq)
         await self.feeds.warm_mids(self.settings.md_stream, [i.symbol for i in self.service.limits.instruments()])
-        await self.feeds.start(self.settings.warmup_timeout_s)
+        start_after = await self.snapshots.restore(self.exposure) if self.snapshots is not None else {}
+        await self.feeds.start(self.settings.warmup_timeout_s, start_after=start_after)
+        replayed = sum(n for kind, n in self.feeds.applied().items() if kind in SNAPSHOT_FEEDS)
+        if self.feeds.caught_up() and replayed >= self.settings.snapshot_after_replayed:
+            await self._snapshot()
         self.tasks.append(asyncio.create_task(self.opa.keep_loaded(self.settings.opa_reload_interval_s)))
 
     async def stop(self) -> None:
@@ -85,10 +97,17 @@ class Risk:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.tasks.clear()
+        if self.feeds.caught_up():
+            await self._snapshot()
         await self.feeds.stop()
         await self.follower.stop()
         await self.opa.close()
         await self.bus.close()
+
+    async def _snapshot(self) -> None:
+        if self.snapshots is not None and self.exposure.tracked_orders() >= self.settings.snapshot_min_orders:
+            sequences = self.feeds.sequences()
+            await self.snapshots.save(self.exposure, {kind: sequences[kind] for kind in SNAPSHOT_FEEDS})
 
 
 def compose(
@@ -129,7 +148,11 @@ def compose(
         settings.durable_prefix,
         clock.now_ns,
     )
-    return Risk(settings, bus, service, mids, exposure, pnl, opa, feeds, follower)
+    snapshots = None
+    if settings.snapshots:
+        snapshotted = [("fills", FILLS.name, settings.fills_subject), ("orders", ORDERS.name, settings.orders_subject)]
+        snapshots = ExposureSnapshots(bus, SnapshotStore(bus, SNAPSHOT_BUCKET), snapshotted)
+    return Risk(settings, bus, service, mids, exposure, pnl, opa, feeds, follower, snapshots)
 
 
 async def build(settings: RiskSettings) -> Registration:

@@ -29,6 +29,12 @@ class RiskSettings(ServiceSettings):
     # the wait, after which checks would see a partial state: tests only). The ORDERS replay grows with history:
     # 375k events took 13 s alone, 22 s while the whole mesh started (2026-11-26).
     warmup_timeout_s: float | None = None
+    # Snapshots of positions and tracked orders (object store RISK_SNAPSHOTS): a start reads FILLS and ORDERS only
+    # beyond the last one. One is written when risk stops and after a start-up replay of at least
+    # snapshot_after_replayed messages, when it tracks at least snapshot_min_orders orders.
+    snapshots: bool = True
+    snapshot_after_replayed: int = 50_000
+    snapshot_min_orders: int = 10_000
     replay_timeout_s: float = 20.0
     quote_subject: str = "md.quote.>"
     fills_subject: str = "fills.>"

@@ -22,12 +22,13 @@ from trade.risk.v1 import events_pb2 as risk_events_pb2
 from trade.risk.v1 import risk_pb2, risk_pb2_grpc
 from trade.type.v1 import decimal_pb2, errors_pb2, fill_pb2, order_pb2, venue_pb2
 
-from services.oms.adapters.snapshot import BUCKET, JournalSnapshots, SnapshotStore
+from services.oms.adapters.snapshot import BUCKET, JournalSnapshots
 from services.oms.bootstrap import SERVICE_NAME, OmsApp, compose
 from services.oms.settings import OmsSettings
 from services.runtime.bus import Bus
 from services.runtime.server import Registration, RunningServer, start_server
 from services.runtime.settings import infra_url
+from services.runtime.snapshots import SnapshotStore
 from services.runtime.status import error_info, status_from_trailers
 from services.runtime.streams import EXEC, ORDERS, RISK
 from tests.support.mesh import MESH_EXEQ_CONSUMERS, mesh_copy_stopped
@@ -461,7 +462,7 @@ async def test_restart_from_a_snapshot_replays_only_the_journal_beyond_it_and_en
     env: Env, account: str
 ) -> None:
     snapshotting = {"snapshot_min_orders": 1}
-    store = SnapshotStore(env.bus)
+    store = SnapshotStore(env.bus, BUCKET)
     name = JournalSnapshots(env.bus, store, ORDERS.name, f"orders.{account}.>").name
     oms = await start_oms(env, account, **snapshotting)
     try:

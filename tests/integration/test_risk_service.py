@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import statistics
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
 
 import aiohttp
 import grpc
@@ -23,6 +25,7 @@ from trade.type.v1 import decimal_pb2, errors_pb2, fill_pb2, market_data_pb2, or
 from services.risk.adapters.codec import apply_order_event
 from services.risk.adapters.limits_file import load_limits
 from services.risk.adapters.nats_state import Feed, NatsStateFeeds
+from services.risk.adapters.snapshot import BUCKET as SNAPSHOT_BUCKET
 from services.risk.bootstrap import Risk, compose
 from services.risk.domain.model import ComplianceConfig
 from services.risk.domain.state import ExposureBook, MidBook
@@ -328,37 +331,52 @@ async def test_update_limits_is_audited_on_risk_and_survives_a_new_instance(
         await fresh.close()
 
 
+def open_order_event(
+    case: Case, order_id: str, version: int, quantity: str, leaves: str, limit: str = "99"
+) -> oms_events_pb2.OrderEvent:
+    """A well-formed journal event of an open buy order (the mesh's OMS reads it too, and ignores an order it never
+    accepted)."""
+    order = order_pb2.Order(
+        order_id=order_id,
+        account_id=case.account,
+        symbol=case.symbol,
+        spec=order_pb2.OrderSpec(
+            side=order_pb2.SIDE_BUY,
+            order_type=order_pb2.ORDER_TYPE_LIMIT,
+            quantity=_dec(quantity),
+            limit_price=_dec(limit),
+        ),
+        status=order_pb2.ORDER_STATUS_NEW,
+        leaves_qty=_dec(leaves),
+        version=version,
+    )
+    return oms_events_pb2.OrderEvent(
+        event_id=f"{order_id}:{version}",
+        order_version=version,
+        order=order,
+        acknowledged=oms_events_pb2.OrderAcknowledged(venue_order_id=f"V-{order_id}"),
+    )
+
+
+async def publish_fill(bus: Bus, case: Case, fill_id: str, qty: str) -> None:
+    fill = fill_pb2.Fill(
+        fill_id=fill_id,
+        account_id=case.account,
+        symbol=case.symbol,
+        side=order_pb2.SIDE_BUY,
+        quantity=_dec(qty),
+        price=_dec("100"),
+    )
+    await bus.publish(f"fills.{case.account}.{case.symbol}", fill.SerializeToString(), fill.fill_id)
+
+
 async def test_positions_and_open_orders_come_from_fills_and_orders_and_replay_on_start(
     served: Served, bus: Bus, case: Case
 ) -> None:
     await with_mid(served, bus, case.symbol)
-    fill = fill_pb2.Fill(
-        fill_id=f"fill-{case.account}",
-        account_id=case.account,
-        symbol=case.symbol,
-        side=order_pb2.SIDE_BUY,
-        quantity=_dec("15"),
-        price=_dec("100"),
-    )
-    order = order_pb2.Order(
-        order_id=f"ord-{case.account}",
-        account_id=case.account,
-        symbol=case.symbol,
-        spec=order_pb2.OrderSpec(
-            side=order_pb2.SIDE_BUY, order_type=order_pb2.ORDER_TYPE_LIMIT, quantity=_dec("4"), limit_price=_dec("99")
-        ),
-        status=order_pb2.ORDER_STATUS_NEW,
-        leaves_qty=_dec("4"),
-        version=2,
-    )
-    # A well-formed journal event (the mesh's OMS reads it too, and ignores an order it never accepted).
-    event = oms_events_pb2.OrderEvent(
-        event_id=f"{order.order_id}:2",
-        order_version=2,
-        order=order,
-        acknowledged=oms_events_pb2.OrderAcknowledged(venue_order_id="V1"),
-    )
-    await bus.publish(f"fills.{case.account}.{case.symbol}", fill.SerializeToString(), fill.fill_id)
+    order_id = f"ord-{case.account}"
+    event = open_order_event(case, order_id, version=2, quantity="4", leaves="4")
+    await publish_fill(bus, case, f"fill-{case.account}", "15")
     await bus.publish(f"orders.{case.account}.{case.symbol}", event.SerializeToString(), event.event_id)
 
     async def caught_up() -> bool:
@@ -372,7 +390,7 @@ async def test_positions_and_open_orders_come_from_fills_and_orders_and_replay_o
     new = await served.stub.CheckOrder(check_request(case, "2", "100"), timeout=CHECK_DEADLINE_S)
     assert [v.reason for v in new.violations] == [R.ERROR_REASON_RISK_MAX_POSITION]
     amend = await served.stub.CheckOrder(
-        check_request(case, "5", "100", amend_order_id=order.order_id), timeout=CHECK_DEADLINE_S
+        check_request(case, "5", "100", amend_order_id=order_id), timeout=CHECK_DEADLINE_S
     )
     assert amend.approved
 
@@ -380,7 +398,7 @@ async def test_positions_and_open_orders_come_from_fills_and_orders_and_replay_o
     await fresh.start()
     try:
         assert fresh.exposure.position(case.account, case.symbol) == 15
-        assert [o.order_id for o in fresh.exposure.open_orders(case.account)] == [order.order_id]
+        assert [o.order_id for o in fresh.exposure.open_orders(case.account)] == [order_id]
     finally:
         await fresh.stop()
 
@@ -492,3 +510,45 @@ async def test_the_state_feeds_return_from_start_only_once_their_replay_caught_u
             await patient.stop()
     finally:
         await bus.js.delete_stream(stream.name)
+
+
+async def test_a_restart_from_a_snapshot_reads_fills_and_orders_only_beyond_it_and_ends_identical(
+    bus: Bus, case: Case
+) -> None:
+    async def publish_order(n: int, version: int, leaves: str) -> None:
+        event = open_order_event(case, f"ord-{case.account}-{n}", version, "5", leaves, limit="9")
+        await bus.publish(f"orders.{case.account}.{case.symbol}", event.SerializeToString(), event.event_id)
+
+    for n in range(3):
+        await publish_fill(bus, case, f"fill-{case.account}-{n}", "1")
+        await publish_order(n, 2, "5")
+    first = case.risk(snapshot_min_orders=1)
+    name = first.snapshots.name if first.snapshots is not None else ""
+    served = await serve(first)
+    try:
+        assert first.exposure.position(case.account, case.symbol) == 3
+        assert len(first.exposure.open_orders(case.account)) == 3
+    finally:
+        await served.close()  # writes the snapshot
+    try:
+        # Beyond the snapshot: one more fill, and order 0 partly filled.
+        await publish_fill(bus, case, f"fill-{case.account}-3", "2")
+        await publish_order(0, 3, "2")
+        resumed = await serve(case.risk(snapshot_min_orders=1))
+        replayed = await serve(case.risk(snapshots=False))
+        try:
+            assert {k: v for k, v in resumed.risk.feeds.applied().items() if k != "pnl"} == {"fills": 1, "orders": 1}
+            assert replayed.risk.feeds.applied()["orders"] == 4
+            assert resumed.risk.exposure.contents()[0] == replayed.risk.exposure.contents()[0]
+            assert set(resumed.risk.exposure.contents()[1]) == set(replayed.risk.exposure.contents()[1])
+            assert resumed.risk.exposure.contents()[2] == replayed.risk.exposure.contents()[2]
+            assert resumed.risk.exposure.position(case.account, case.symbol) == 5
+            exposure = resumed.risk.exposure.open_exposure(case.account, case.symbol)
+            assert exposure == replayed.risk.exposure.open_exposure(case.account, case.symbol)
+            assert (exposure.count, exposure.buy_leaves) == (3, Decimal(12))
+        finally:
+            await resumed.close()
+            await replayed.close()
+    finally:
+        with contextlib.suppress(Exception):
+            await (await bus.js.object_store(SNAPSHOT_BUCKET)).delete(name)

@@ -13,9 +13,10 @@ def test_the_services_that_replay_orders_before_serving_get_a_longer_readiness_w
     assert programs["marketdata"].ready_timeout < processes.JOURNAL_REPLAY_READY_S
 
 
-def test_the_oms_gets_time_to_write_its_snapshot_when_stopped() -> None:
+def test_the_oms_and_risk_get_time_to_write_their_snapshots_when_stopped() -> None:
     programs = {p.name: p for p in processes.services(PATHS, load_ports())}
-    assert programs["oms"].stop_wait == processes.SNAPSHOT_ON_STOP_WAIT_S > programs["risk"].stop_wait
+    assert programs["oms"].stop_wait == programs["risk"].stop_wait == processes.SNAPSHOT_ON_STOP_WAIT_S
+    assert programs["marketdata"].stop_wait < processes.SNAPSHOT_ON_STOP_WAIT_S
 
 
 def test_down_stops_the_edge_first_and_the_infrastructure_after_the_services() -> None:

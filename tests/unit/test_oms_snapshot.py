@@ -5,20 +5,21 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from services.oms.adapters import snapshot
-from services.oms.adapters.snapshot import JournalPosition, JournalSnapshots, SnapshotStore, decode, encode
+from services.oms.adapters.snapshot import JournalSnapshots, decode, encode
 from services.oms.domain.book import OrderBook
 from services.oms.domain.model import Fill, Order, OrderSpec, OrderType, Side, Status, TimeInForce
+from services.runtime.snapshots import StreamPosition
+from tests.support.snapshots import MemorySnapshotStore, streams
 
 D = Decimal
 SPEC = OrderSpec(Side.BUY, OrderType.LIMIT, D("2"), D("100"), None, TimeInForce.GTC)
 CREATED = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
-POSITION = JournalPosition("ORDERS", int(CREATED.timestamp() * 1e9), "orders.>", 42)
+POSITION = StreamPosition("ORDERS", int(CREATED.timestamp() * 1e9), "orders.>", 42)
 
 
 def order(order_id: str, account: str, **fields: Any) -> Order:
@@ -96,28 +97,10 @@ def test_a_snapshot_of_another_format_is_refused(monkeypatch: pytest.MonkeyPatch
         decode(data)
 
 
-class FakeStore(SnapshotStore):
-    def __init__(self, data: bytes | None) -> None:
-        self.data = data
-
-    async def load(self, name: str) -> bytes | None:
-        return self.data
-
-    async def save(self, name: str, data: bytes) -> None:
-        self.data = data
-
-
-def journal(created: datetime, last_seq: int) -> Any:
-    async def stream_info(name: str) -> Any:
-        return SimpleNamespace(created=created, state=SimpleNamespace(last_seq=last_seq))
-
-    return SimpleNamespace(js=SimpleNamespace(stream_info=stream_info))
-
-
 async def test_a_matching_snapshot_is_loaded_and_gives_the_position_to_replay_from() -> None:
     book = OrderBook()
-    store = FakeStore(encode(sample_book(), POSITION, 0))
-    assert await JournalSnapshots(journal(CREATED, 50), store, "ORDERS", "orders.>").restore(book) == 42
+    store = MemorySnapshotStore(encode(sample_book(), POSITION, 0))
+    assert await JournalSnapshots(streams(CREATED, 50), store, "ORDERS", "orders.>").restore(book) == 42
     assert book.contents() == sample_book().contents()
 
 
@@ -134,29 +117,25 @@ async def test_a_snapshot_that_does_not_match_the_journal_is_ignored(
     created: datetime, last_seq: int, subject_filter: str
 ) -> None:
     book = OrderBook()
-    store = FakeStore(encode(sample_book(), POSITION, 0))
-    assert await JournalSnapshots(journal(created, last_seq), store, "ORDERS", subject_filter).restore(book) == 0
+    store = MemorySnapshotStore(encode(sample_book(), POSITION, 0))
+    assert await JournalSnapshots(streams(created, last_seq), store, "ORDERS", subject_filter).restore(book) == 0
     assert len(book) == 0
 
 
 async def test_an_unreadable_snapshot_means_a_replay_from_the_start() -> None:
     book = OrderBook()
-    store = FakeStore(b"\x00\x00\x00\x05garbage")
-    assert await JournalSnapshots(journal(CREATED, 50), store, "ORDERS", "orders.>").restore(book) == 0
+    store = MemorySnapshotStore(b"\x00\x00\x00\x05garbage")
+    assert await JournalSnapshots(streams(CREATED, 50), store, "ORDERS", "orders.>").restore(book) == 0
     assert len(book) == 0
 
 
 async def test_saving_writes_the_book_at_the_given_journal_position() -> None:
-    store = FakeStore(None)
-    snapshots = JournalSnapshots(journal(CREATED, 50), store, "ORDERS", "orders.>", clock=lambda: 7)
+    store = MemorySnapshotStore(None)
+    snapshots = JournalSnapshots(streams(CREATED, 50), store, "ORDERS", "orders.>", clock=lambda: 7)
     assert await snapshots.save(sample_book(), 42)
     assert store.data is not None and decode(store.data).position == POSITION
 
 
 async def test_a_snapshot_that_cannot_be_written_is_logged_not_raised() -> None:
-    class Down(FakeStore):
-        async def save(self, name: str, data: bytes) -> None:
-            raise TimeoutError("object store not answering")
-
-    snapshots = JournalSnapshots(journal(CREATED, 50), Down(None), "ORDERS", "orders.>")
+    snapshots = JournalSnapshots(streams(CREATED, 50), MemorySnapshotStore(fail_saves=True), "ORDERS", "orders.>")
     assert not await snapshots.save(sample_book(), 42)

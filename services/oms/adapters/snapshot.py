@@ -9,19 +9,13 @@ the OMS stops; a crash loses nothing, the next start replays from the last snaps
 
 from __future__ import annotations
 
-import asyncio
-import io
-import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
 from google.protobuf.message import DecodeError
 from nats.errors import Error as NatsError
-from nats.js import api
-from nats.js.errors import BucketNotFoundError, ObjectNotFoundError
-from nats.js.object_store import ObjectStore
 from trade.oms.v1 import snapshot_pb2
 
 from services.oms.adapters.codec import (
@@ -39,26 +33,18 @@ from services.oms.adapters.codec import (
 from services.oms.domain.book import OrderBook, Submission
 from services.oms.domain.model import Fill, Order
 from services.runtime.bus import Bus
+from services.runtime.snapshots import SnapshotStore, StreamPosition, frame, parse
 
 log = structlog.get_logger("oms.snapshot")
 
 FORMAT = 1
 BUCKET = "OMS_SNAPSHOTS"
 _CHUNK = 10_000  # orders or fills per message
-_LENGTH = struct.Struct(">I")
-
-
-@dataclass(frozen=True, slots=True)
-class JournalPosition:
-    stream: str
-    stream_created_ns: int
-    subject_filter: str
-    sequence: int
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    position: JournalPosition
+    position: StreamPosition
     orders: list[tuple[Order, Submission]]
     fills: dict[str, list[Fill]]
 
@@ -101,17 +87,12 @@ def _state_from_pb(pb: snapshot_pb2.OrderState) -> tuple[Order, Submission]:
     return order, submission
 
 
-def _frame(message: snapshot_pb2.OmsSnapshot) -> bytes:
-    data = message.SerializeToString()
-    return _LENGTH.pack(len(data)) + data
-
-
-def encode(book: OrderBook, position: JournalPosition, now_ns: int) -> bytes:
+def encode(book: OrderBook, position: StreamPosition, now_ns: int) -> bytes:
     """The book as a sequence of length-prefixed OmsSnapshot messages: the first carries the position, the others
     chunks of fills and orders, so that a reader holds one chunk's protobuf objects at a time."""
     orders, fills = book.contents()
     parts = [
-        _frame(
+        frame(
             snapshot_pb2.OmsSnapshot(
                 format=FORMAT,
                 stream=position.stream,
@@ -126,71 +107,25 @@ def encode(book: OrderBook, position: JournalPosition, now_ns: int) -> bytes:
         for start in range(0, len(account_fills), _CHUNK):
             chunk = [fill_to_pb(f) for f in account_fills[start : start + _CHUNK]]
             parts.append(
-                _frame(snapshot_pb2.OmsSnapshot(fills=[snapshot_pb2.AccountFills(account_id=account, fills=chunk)]))
+                frame(snapshot_pb2.OmsSnapshot(fills=[snapshot_pb2.AccountFills(account_id=account, fills=chunk)]))
             )
     for start in range(0, len(orders), _CHUNK):
         states = [_state_pb(order, submission) for order, submission in orders[start : start + _CHUNK]]
-        parts.append(_frame(snapshot_pb2.OmsSnapshot(orders=states)))
+        parts.append(frame(snapshot_pb2.OmsSnapshot(orders=states)))
     return b"".join(parts)
-
-
-def _frames(data: bytes) -> Iterator[snapshot_pb2.OmsSnapshot]:
-    view, at = memoryview(data), 0
-    while at < len(data):
-        if at + _LENGTH.size > len(data):
-            raise ValueError("snapshot truncated")
-        (size,) = _LENGTH.unpack_from(view, at)
-        at += _LENGTH.size
-        if at + size > len(data):
-            raise ValueError("snapshot truncated")
-        yield snapshot_pb2.OmsSnapshot.FromString(view[at : at + size])  # type: ignore[arg-type]  # any buffer
-        at += size
 
 
 def decode(data: bytes) -> Snapshot:
     """Raises ValueError for a format this code does not know or a truncated snapshot (DecodeError if malformed)."""
-    frames = _frames(data)
-    header = next(frames, None)
-    if header is None or header.format != FORMAT:
-        raise ValueError(f"snapshot format {header.format if header else None}, this OMS reads {FORMAT}")
-    position = JournalPosition(header.stream, header.stream_created_ns, header.subject_filter, header.stream_sequence)
+    header, messages = parse(data, snapshot_pb2.OmsSnapshot, FORMAT)
+    position = StreamPosition(header.stream, header.stream_created_ns, header.subject_filter, header.stream_sequence)
     orders: list[tuple[Order, Submission]] = []
     fills: dict[str, list[Fill]] = {}
-    for frame in frames:
-        for account_fills in frame.fills:
+    for message in messages:
+        for account_fills in message.fills:
             fills.setdefault(account_fills.account_id, []).extend(fill_from_pb(f) for f in account_fills.fills)
-        orders.extend(_state_from_pb(state) for state in frame.orders)
+        orders.extend(_state_from_pb(state) for state in message.orders)
     return Snapshot(position, orders, fills)
-
-
-class SnapshotStore:
-    """The OMS_SNAPSHOTS object store bucket (file storage): one object per journal subject filter."""
-
-    def __init__(self, bus: Bus, bucket: str = BUCKET, timeout_s: float = 60.0) -> None:
-        self.bus = bus
-        self.bucket = bucket
-        self.timeout_s = timeout_s
-
-    async def _bucket(self) -> ObjectStore:
-        try:
-            return await self.bus.js.object_store(self.bucket)
-        except BucketNotFoundError:
-            config = api.ObjectStoreConfig(storage=api.StorageType.FILE, description="OMS memory snapshots")
-            return await self.bus.js.create_object_store(self.bucket, config=config)
-
-    async def save(self, name: str, data: bytes) -> None:
-        async with asyncio.timeout(self.timeout_s):
-            await (await self._bucket()).put(name, data)
-
-    async def load(self, name: str) -> bytes | None:
-        async with asyncio.timeout(self.timeout_s):
-            try:
-                store = await self.bus.js.object_store(self.bucket)
-                into = io.BytesIO()  # the client's default concatenates chunk by chunk (quadratic)
-                await store.get(name, writeinto=into)
-            except (BucketNotFoundError, ObjectNotFoundError):
-                return None
-            return into.getvalue()
 
 
 class JournalSnapshots:
@@ -211,13 +146,6 @@ class JournalSnapshots:
         self.clock = clock
         self.name = f"journal {stream} {subject_filter}"
 
-    async def _stream_position(self) -> tuple[int, int]:
-        """(creation time in ns, last sequence) of the journal stream."""
-        info = await self.bus.js.stream_info(self.stream)
-        created = info.created
-        created_ns = int(created.timestamp() * 1e9) if created is not None else 0
-        return created_ns, info.state.last_seq
-
     async def restore(self, book: OrderBook) -> int:
         """Load the snapshot into the empty book; the journal sequence it reflects (0: none usable, replay all)."""
         started = time.monotonic()
@@ -230,32 +158,24 @@ class JournalSnapshots:
         except (ValueError, DecodeError, ArithmeticError, KeyError, TimeoutError, NatsError) as exc:
             log.warning("oms.snapshot_unusable", name=self.name, error=f"{type(exc).__name__}: {exc}")
             return 0
-        created_ns, last_seq = await self._stream_position()
-        p = snapshot.position
-        mismatch = (
-            (p.stream, p.subject_filter) != (self.stream, self.subject_filter)
-            or p.stream_created_ns != created_ns
-            or p.sequence > last_seq
-        )
-        if mismatch:
-            log.warning("oms.snapshot_mismatch", name=self.name, snapshot=str(p), stream_last_seq=last_seq)
+        if not await snapshot.position.usable(self.bus, self.stream, self.subject_filter):
+            log.warning("oms.snapshot_mismatch", name=self.name, snapshot=str(snapshot.position))
             return 0
         book.load(snapshot.orders, snapshot.fills)
         log.info(
             "oms.snapshot_loaded",
             orders=len(snapshot.orders),
-            seq=p.sequence,
+            seq=snapshot.position.sequence,
             bytes=len(data),
             seconds=round(time.monotonic() - started, 3),
         )
-        return p.sequence
+        return snapshot.position.sequence
 
     async def save(self, book: OrderBook, sequence: int) -> bool:
         """Write the book as of journal `sequence`; False (logged) when it could not be written."""
         started = time.monotonic()
         try:
-            created_ns, _ = await self._stream_position()
-            position = JournalPosition(self.stream, created_ns, self.subject_filter, sequence)
+            position = await StreamPosition.current(self.bus, self.stream, self.subject_filter, sequence)
             data = encode(book, position, self.clock())
             await self.store.save(self.name, data)
         except Exception as exc:  # a snapshot is an optimization: never let it fail a start or a stop

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -73,6 +73,8 @@ class _Running:
         self.errors = 0
         # Messages the server still held for this consumer after its last batch (-1: none handled yet).
         self.pending = -1
+        # Stream sequence of the last message handled (or where the feed started after a snapshot).
+        self.last_seq = max(spec.start_sequence - 1, 0)
 
     async def handle(self, batch: Sequence[Msg]) -> None:
         for msg in batch:
@@ -82,7 +84,9 @@ class _Running:
                 self.errors += 1
                 log.warning("risk.bad_message", feed=self.feed.kind, subject=msg.subject, error=repr(exc))
         if batch:
-            self.pending = batch[-1].metadata.num_pending
+            meta = batch[-1].metadata
+            self.pending = meta.num_pending
+            self.last_seq = meta.sequence.stream
             if self.pending == 0:
                 self.caught_up.set()
 
@@ -123,11 +127,18 @@ class NatsStateFeeds:
                 if msg.data:
                     apply_quote(self._mids, msg.data, self._clock_ns())
 
-    async def start(self, warmup_timeout_s: float | None = None, progress_every_s: float = 5.0) -> None:
-        """Start every feed, then return once each one caught up: until then the process does not serve, so
+    async def start(
+        self,
+        warmup_timeout_s: float | None = None,
+        progress_every_s: float = 5.0,
+        start_after: Mapping[str, int] | None = None,
+    ) -> None:
+        """Start every feed (after the stream sequence `start_after` gives for its kind, e.g. a snapshot's; from its
+        deliver policy otherwise), then return once each one caught up: until then the process does not serve, so
         CheckOrder fails closed (the OMS refuses orders as RISK_CHECK_UNAVAILABLE) rather than judge an order
         against positions and open orders that are still being replayed. `warmup_timeout_s` (tests) bounds the
         wait; the feeds then go on catching up while the process serves."""
+        start_after = start_after or {}
         self._quote_sub = await self._bus.nc.subscribe(self._quote_subject, cb=self._on_quote)
         for feed in self._feeds:
             spec = BatchConsumerSpec(
@@ -136,6 +147,7 @@ class NatsStateFeeds:
                 filter_subject=feed.subject,
                 batch=1000,
                 deliver_policy=feed.deliver_policy,
+                start_sequence=start_after[feed.kind] + 1 if feed.kind in start_after else 0,
                 inactive_threshold_s=self._inactive_threshold_s,
                 mem_storage=True,
             )
@@ -174,6 +186,14 @@ class NatsStateFeeds:
 
     def caught_up(self) -> bool:
         return all(r.caught_up.is_set() for r in self._running)
+
+    def sequences(self) -> dict[str, int]:
+        """The stream sequence each feed has handled up to."""
+        return {r.feed.kind: r.last_seq for r in self._running}
+
+    def applied(self) -> dict[str, int]:
+        """Messages each feed has handled since it started."""
+        return {r.feed.kind: r.health.messages for r in self._running}
 
     async def stop(self) -> None:
         if self._quote_sub is not None:

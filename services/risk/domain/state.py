@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -40,8 +40,8 @@ class MidBook:
         return mid
 
 
-@dataclass
-class _Order:
+@dataclass(slots=True)
+class TrackedOrder:
     account_id: str
     symbol: str
     side: Side
@@ -57,7 +57,7 @@ class ExposureBook:
     def __init__(self) -> None:
         self._positions: dict[tuple[str, str], Decimal] = {}
         self._fill_ids: set[str] = set()
-        self._orders: dict[str, _Order] = {}
+        self._orders: dict[str, TrackedOrder] = {}
         self._open_by_account: dict[str, dict[str, OpenOrder]] = {}
         # Open leaves and open-order count per (account, symbol, side), kept with every order event.
         self._leaves: dict[tuple[str, str, Side], tuple[int, Decimal]] = {}
@@ -89,7 +89,7 @@ class ExposureBook:
         known = self._orders.get(order_id)
         if known is not None and version <= known.version:
             return False
-        self._orders[order_id] = _Order(account_id, symbol, side, leaves_qty, version, is_open, filled_qty)
+        self._orders[order_id] = TrackedOrder(account_id, symbol, side, leaves_qty, version, is_open, filled_qty)
         open_orders = self._open_by_account.setdefault(account_id, {})
         previous = open_orders.pop(order_id, None)
         if previous is not None:
@@ -106,6 +106,24 @@ class ExposureBook:
         count += sign
         # Back to exactly zero when nothing is open: no rounding can accumulate across order lifetimes.
         self._leaves[key] = (count, leaves + sign * order.leaves_qty if count else _ZERO)
+
+    def contents(self) -> tuple[dict[tuple[str, str], Decimal], list[str], dict[str, TrackedOrder]]:
+        """Positions, counted fill ids and tracked orders: for a snapshot."""
+        return dict(self._positions), list(self._fill_ids), dict(self._orders)
+
+    def load(
+        self, positions: Mapping[tuple[str, str], Decimal], fill_ids: Iterable[str], orders: Mapping[str, TrackedOrder]
+    ) -> None:
+        """Fill an empty book with a snapshot's contents (open orders and leaves are derived again)."""
+        if self._orders or self._positions or self._fill_ids:
+            raise ValueError("a snapshot loads into an empty book only")
+        self._positions = dict(positions)
+        self._fill_ids = set(fill_ids)
+        for order_id, o in orders.items():
+            self.apply_order(order_id, o.account_id, o.symbol, o.side, o.leaves_qty, o.open, o.version, o.filled_qty)
+
+    def tracked_orders(self) -> int:
+        return len(self._orders)
 
     def position(self, account_id: str, symbol: str) -> Decimal:
         return self._positions.get((account_id, symbol), _ZERO)
