@@ -5,6 +5,7 @@ simulation-control RPCs answer against the live engine."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import grpc
 import pytest
@@ -62,7 +63,13 @@ async def test_simulation_status_and_book_rpcs() -> None:
         await asyncio.sleep(1.0)
         later = await stub.GetSimulationStatus(prism_pb2.GetSimulationStatusRequest(), timeout=5)
         assert later.messages_published > status.messages_published
-        book = (await stub.GetBook(prism_pb2.GetBookRequest(symbol="ETHUSDT", depth=5), timeout=5)).book
+        # A sweep can empty one side until the market makers' next requote (once seen in CI): wait for both.
+        deadline = time.monotonic() + 5
+        while True:
+            book = (await stub.GetBook(prism_pb2.GetBookRequest(symbol="ETHUSDT", depth=5), timeout=5)).book
+            if (book.bids and book.asks) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
         assert 0 < len(book.bids) <= 5 and 0 < len(book.asks) <= 5
         assert float(book.bids[0].price.value) < float(book.asks[0].price.value)
         instruments = (await stub.ListInstruments(prism_pb2.ListInstrumentsRequest(), timeout=5)).instruments
