@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 
+from nats.errors import Error as NatsError
 from nats.js import api
 from nats.js.errors import NotFoundError
 from trade.live_gateway.v1 import events_pb2
@@ -13,14 +14,26 @@ from services.live_gateway.adapters.codec import fill_pb, report_pb
 from services.live_gateway.domain.ids import exec_subject, fill_subject
 from services.live_gateway.domain.model import ExecutionReport, Fill, Venue
 from services.runtime.bus import Bus
+from services.runtime.errors import DomainError, ErrorKind
 from services.runtime.streams import EXEC
 
 # On every report: the venue sequence up to which all events of its venue/account have been published.
 RESUME_HEADER = "Trade-Resume-Sequence"
 
 
+def _unavailable(exc: Exception) -> DomainError:
+    # UNAVAILABLE, not an unhandled INTERNAL: the caller (exeq) retries the same order id, and the retry gets the
+    # venue's original answer while the reports go out again.
+    return DomainError(
+        "DEPENDENCY_UNAVAILABLE", f"JetStream did not take the report: {type(exc).__name__}", ErrorKind.UNAVAILABLE
+    )
+
+
 async def _stored(ack: Awaitable[api.PubAck]) -> bool:
-    return not (await ack).duplicate
+    try:
+        return not (await ack).duplicate
+    except (NatsError, TimeoutError) as exc:
+        raise _unavailable(exc) from exc
 
 
 class JetStreamReports:
@@ -33,19 +46,25 @@ class JetStreamReports:
         self._stream = exec_stream
         self._resume_window_s = resume_window_s
 
+    async def _send(
+        self, subject: str, payload: bytes, msg_id: str, headers: dict[str, str] | None = None
+    ) -> Awaitable[api.PubAck]:
+        try:
+            return await self._bus.send(subject, payload, msg_id=msg_id, headers=headers)
+        except (NatsError, TimeoutError) as exc:
+            raise _unavailable(exc) from exc
+
     async def send_fill(self, fill: Fill) -> Awaitable[bool]:
-        ack = await self._bus.send(
-            fill_subject(fill.account_id, fill.symbol), fill_pb(fill).SerializeToString(), msg_id=fill.fill_id
-        )
-        return _stored(ack)
+        subject = fill_subject(fill.account_id, fill.symbol)
+        return _stored(await self._send(subject, fill_pb(fill).SerializeToString(), fill.fill_id))
 
     async def send_report(self, report: ExecutionReport, resume_sequence: int) -> Awaitable[bool]:
         ex = report.execution
-        ack = await self._bus.send(
+        ack = await self._send(
             exec_subject(ex.venue, ex.account_id),
             report_pb(report).SerializeToString(),
-            msg_id=report.report_id,
-            headers={RESUME_HEADER: str(resume_sequence)},
+            report.report_id,
+            {RESUME_HEADER: str(resume_sequence)},
         )
         return _stored(ack)
 
