@@ -59,6 +59,7 @@ class OmsApp:
 
     async def _snapshot(self) -> None:
         if self.snapshots is not None and len(self.oms.book) >= self.settings.snapshot_min_orders:
+            # Memory may hold versions beyond the cursor (its own appends): replaying them again changes nothing.
             await self.snapshots.save(self.oms.book, self.follower.cursor)
 
     async def stop(self) -> None:

@@ -106,6 +106,8 @@ class Risk:
 
     async def _snapshot(self) -> None:
         if self.snapshots is not None and self.exposure.tracked_orders() >= self.settings.snapshot_min_orders:
+            # The positions first: the feeds may apply more before the book is encoded, and replaying those
+            # messages again after a restart changes nothing (fills count once by id, orders by version).
             sequences = self.feeds.sequences()
             await self.snapshots.save(self.exposure, {kind: sequences[kind] for kind in SNAPSHOT_FEEDS})
 
