@@ -117,6 +117,60 @@ async def test_reconcile_reports_a_missing_fill_and_apply_replaces_the_position_
     assert svc.book.get("A1", "BTCUSDT").quantity == 2
 
 
+async def test_a_fill_redelivered_after_later_ones_leaves_the_position_a_replay_of_the_log_would_hold() -> None:
+    # In log order: long 1 @ 100, closed at 120 (+20), long 1 @ 90. Applied in delivery order 1, 3, 2 it would be
+    # long 2 @ 95 closed at 120 (+25), long 1 @ 95.
+    log = FakeLog([fill(1, "buy", "1", "100"), fill(2, "sell", "1", "120"), fill(3, "buy", "1", "90")])
+    publisher, hub = FakePublisher(), PositionHub()
+    svc = service(log, publisher, hub)
+    sub = hub.subscribe("A1", frozenset())
+    await svc.handle([log.fills[0]])
+    await svc.handle([log.fills[2]])  # the batch holding fill 2 failed; JetStream redelivers it after ack_wait
+    await svc.handle([log.fills[1]])
+
+    p = svc.book.get("A1", "BTCUSDT")
+    assert (p.quantity, p.avg_entry_price, p.realized_pnl, p.fill_count) == (Decimal(1), Decimal(90), Decimal(20), 3)
+    assert (p.last_fill_id, p.version) == ("f3", 4)
+    assert publisher.events[-1].reconciliation and publisher.events[-1].event_id == "A1:BTCUSDT:4"
+    assert sub.drain()[-1] == p
+    assert svc.book.fill_ids("A1", "BTCUSDT") == {"f1", "f2", "f3"}
+    assert (await svc.reconcile("A1", frozenset(), apply=False)).differences == ()
+    await svc.handle([log.fills[1]])  # a further redelivery is a duplicate
+    assert svc.book.get("A1", "BTCUSDT").version == 4
+
+
+async def test_fills_out_of_log_order_within_one_batch_are_recomputed_and_other_positions_applied() -> None:
+    log = FakeLog(
+        [
+            fill(1, "buy", "1", "100"),
+            fill(2, "sell", "1", "120"),
+            fill(3, "buy", "1", "90"),
+            fill(4, "buy", "2", "10", symbol="ETHUSDT"),
+        ]
+    )
+    svc = service(log, FakePublisher())
+    await svc.handle([log.fills[0], log.fills[2], log.fills[3], log.fills[1]])
+    btc, eth = svc.book.get("A1", "BTCUSDT"), svc.book.get("A1", "ETHUSDT")
+    assert (btc.quantity, btc.avg_entry_price, btc.realized_pnl) == (Decimal(1), Decimal(90), Decimal(20))
+    assert (eth.quantity, eth.version) == (Decimal(2), 1)
+    assert svc.book.sequence == 4 and svc.book.sequence_of("A1", "BTCUSDT") == 3
+
+
+async def test_a_log_read_failing_while_recomputing_commits_nothing_of_the_batch() -> None:
+    log = FakeLog([fill(1, "buy", "1", "100"), fill(2, "sell", "1", "120"), fill(3, "buy", "1", "90")])
+    svc = service(log, FakePublisher())
+    await svc.handle([log.fills[0]])
+    await svc.handle([log.fills[2]])
+
+    async def unavailable(filter_subject: str, up_to_sequence: int) -> list[LoggedFill]:
+        raise DomainError("DEPENDENCY_UNAVAILABLE", "nats down", ErrorKind.UNAVAILABLE)
+
+    svc._log.replay = unavailable  # type: ignore[method-assign]
+    with pytest.raises(DomainError):
+        await svc.handle([log.fills[1]])
+    assert "f2" not in svc.book and svc.book.get("A1", "BTCUSDT").quantity == 2
+
+
 def test_malformed_fills_are_rejected_by_the_codec() -> None:
     from trade.type.v1 import decimal_pb2, fill_pb2, order_pb2
 

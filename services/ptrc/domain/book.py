@@ -27,6 +27,8 @@ class PositionBook:
         self._positions: dict[Key, Position] = {}
         self._fill_ids: dict[Key, set[str]] = {}
         self._applied: set[str] = set()
+        # Per position, the highest FILLS stream sequence of a fill applied to it.
+        self._sequences: dict[Key, int] = {}
         # Highest FILLS stream sequence whose fill was handled (applied or found a duplicate).
         self.sequence = 0
 
@@ -50,6 +52,22 @@ class PositionBook:
             changes.append(PositionChange(after, fill.fill_id, stream_sequence=logged.sequence))
         return changes
 
+    def late(self, fills: Iterable[LoggedFill]) -> set[Key]:
+        """Positions that a new fill among these reaches out of log order: a fill logged before one already applied
+        to the same position (a JetStream redelivery of a batch that failed while later ones went through).
+        Applying it last would make the position depend on delivery order; the log's order is the one that counts."""
+        highest = dict(self._sequences)
+        late: set[Key] = set()
+        for logged in fills:
+            fill = logged.fill
+            if fill.fill_id in self._applied:
+                continue
+            key = (fill.account_id, fill.symbol)
+            if logged.sequence < highest.get(key, 0):
+                late.add(key)
+            highest[key] = max(highest.get(key, 0), logged.sequence)
+        return late
+
     def commit(self, changes: Sequence[PositionChange], sequence: int = 0) -> None:
         for change in changes:
             key = (change.position.account_id, change.position.symbol)
@@ -57,6 +75,7 @@ class PositionBook:
             if change.fill_id:
                 self._fill_ids.setdefault(key, set()).add(change.fill_id)
                 self._applied.add(change.fill_id)
+            self._sequences[key] = max(self._sequences.get(key, 0), change.stream_sequence)
         self.sequence = max(self.sequence, sequence, *(c.stream_sequence for c in changes))
 
     def apply(self, fills: Iterable[LoggedFill]) -> list[PositionChange]:
@@ -78,9 +97,15 @@ class PositionBook:
         found = [p for (acct, _), p in self._positions.items() if acct == account_id]
         return sorted((p for p in found if include_flat or not p.is_flat), key=lambda p: p.symbol)
 
-    def replace(self, position: Position, fill_ids: Iterable[str]) -> None:
-        """Install a recomputed position (reconciliation) together with the fills it consists of."""
+    def sequence_of(self, account_id: str, symbol: str) -> int:
+        """The highest stream sequence of a fill applied to the position (0 when none)."""
+        return self._sequences.get((account_id, symbol), 0)
+
+    def replace(self, position: Position, fill_ids: Iterable[str], sequence: int = 0) -> None:
+        """Install a recomputed position (reconciliation) together with the fills it consists of and the highest
+        stream sequence among them."""
         key = (position.account_id, position.symbol)
+        self._sequences[key] = sequence
         old = self._fill_ids.get(key, set())
         self._applied.difference_update(old)
         new = set(fill_ids)
@@ -127,6 +152,10 @@ def snapshot_account(book: PositionBook, account_id: str) -> PositionBook:
     """A copy of one account's part of the book (positions are immutable; the id sets are copied)."""
     copy = PositionBook()
     for position in book.positions(account_id):
-        copy.replace(position, book.fill_ids(account_id, position.symbol))
+        copy.replace(
+            position,
+            book.fill_ids(account_id, position.symbol),
+            book.sequence_of(account_id, position.symbol),
+        )
     copy.sequence = book.sequence
     return copy

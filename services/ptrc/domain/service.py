@@ -48,11 +48,43 @@ class PositionService:
         return end
 
     async def handle(self, fills: Sequence[LoggedFill]) -> None:
-        """Apply a batch from the live consumer; returns once the events are stored (then it may be acked)."""
-        changes = self.book.stage(fills)
-        await self._publisher.publish(changes)
-        self.book.commit(changes, max((f.sequence for f in fills), default=0))
-        self._listener.notify(changes)
+        """Apply a batch from the live consumer; returns once the events are stored (then it may be acked).
+
+        A position that a fill reaches out of log order is recomputed from the log instead, so that it is the same
+        as a replay's whatever order JetStream delivered in."""
+        sequence = max((f.sequence for f in fills), default=0)
+        late = self.book.late(fills)
+        changes = self.book.stage(f for f in fills if (f.fill.account_id, f.fill.symbol) not in late)
+        recomputed = await self._recompute(late, max(sequence, self.book.sequence)) if late else []
+        await self._publisher.publish([*changes, *(change for change, _ in recomputed)])
+        self.book.commit(changes, sequence)
+        for change, fill_ids in recomputed:
+            p = change.position
+            self.book.replace(p, fill_ids, change.stream_sequence)
+        self._listener.notify([*changes, *(change for change, _ in recomputed)])
+
+    async def _recompute(
+        self, keys: set[tuple[str, str]], up_to_sequence: int
+    ) -> list[tuple[PositionChange, frozenset[str]]]:
+        out = []
+        for account_id in sorted({account for account, _ in keys}):
+            logged = await self._log.replay(self._account_subject.format(account=account_id), up_to_sequence)
+            fresh = recompute(f for f in logged if f.fill.account_id == account_id)
+            for symbol in sorted(symbol for account, symbol in keys if account == account_id):
+                live, position = self.book.get(account_id, symbol), fresh.get(account_id, symbol)
+                position = replace(position, version=max(live.version, position.version) + 1)
+                change = PositionChange(
+                    position, "", reconciliation=True, stream_sequence=fresh.sequence_of(account_id, symbol)
+                )
+                out.append((change, fresh.fill_ids(account_id, symbol)))
+                log.info(
+                    "ptrc.recomputed_out_of_order",
+                    account_id=account_id,
+                    symbol=symbol,
+                    fills=position.fill_count,
+                    version=position.version,
+                )
+        return out
 
     async def reconcile(self, account_id: str, symbols: frozenset[str], apply: bool) -> ReconcileReport:
         """Recompute the account's positions from the log up to what the book covers, and compare.
@@ -77,7 +109,7 @@ class PositionService:
             await self._publisher.publish(changes)
             for change in changes:
                 p = change.position
-                self.book.replace(p, fresh.fill_ids(p.account_id, p.symbol))
+                self.book.replace(p, fresh.fill_ids(p.account_id, p.symbol), fresh.sequence_of(p.account_id, p.symbol))
             self._listener.notify(changes)
             applied = len(changes) == len(diffs)
             log.info("ptrc.reconciled", account_id=account_id, replaced=len(changes), differences=len(diffs))
