@@ -24,11 +24,11 @@ from services.exeq.adapters.nats_io import (
     router_handler,
     subscribe_parent_events,
 )
-from services.exeq.adapters.oms import OmsChildGateway
+from services.exeq.adapters.oms import OmsChildGateway, OmsPlacementRecord
 from services.exeq.domain.engine import EngineConfig, ExecutionEngine
 from services.exeq.domain.model import Instrument
 from services.exeq.domain.ports import ChildOrderGateway, Clock
-from services.exeq.domain.router import Router, VenueGateway
+from services.exeq.domain.router import PlacementRecord, Router, VenueGateway
 from services.exeq.domain.slicing import VolumeProfile
 from services.exeq.servicer import ExeqServicer
 from services.exeq.settings import ExeqSettings
@@ -107,6 +107,7 @@ def compose(
     *,
     gateway: VenueGateway[oms_events_pb2.OrderEvent] | None = None,
     children: ChildOrderGateway | None = None,
+    placements: PlacementRecord[oms_events_pb2.OrderEvent] | None = None,
     clock: Clock | None = None,
 ) -> Exeq:
     bus = Bus(settings.nats_url, settings.service_name)
@@ -115,13 +116,19 @@ def compose(
         channel = insecure_channel(settings.live_gateway_target, settings.gateway_deadline_s)
         channels.append(channel)
         gateway = LiveGatewayClient(channel, settings.gateway_deadline_s)
+    oms_channel = insecure_channel(settings.oms_target, settings.oms_deadline_s)
+    channels.append(oms_channel)
     if children is None:
-        channel = insecure_channel(settings.oms_target, settings.oms_deadline_s)
-        channels.append(channel)
-        children = OmsChildGateway(channel, settings.oms_deadline_s)
+        children = OmsChildGateway(oms_channel, settings.oms_deadline_s)
+    if placements is None:
+        placements = OmsPlacementRecord(oms_channel, settings.oms_deadline_s)
     known = instruments(settings)
     router: Router[oms_events_pb2.OrderEvent] = Router(
-        gateway, {s: i.venue for s, i in known.items()}, asyncio.sleep, settings.fallback_venue
+        gateway,
+        {s: i.venue for s, i in known.items()},
+        asyncio.sleep,
+        settings.fallback_venue,
+        placements=placements,
     )
     engine = ExecutionEngine(
         children,

@@ -174,3 +174,35 @@ async def test_an_unacknowledged_event_is_placed_after_a_restart(case: Case) -> 
     finally:
         await running.stop()
         await delete_consumers(exeq)
+
+
+async def test_an_unacknowledged_event_is_not_placed_again_after_a_restart_once_the_venue_answered_it(
+    case: Case,
+) -> None:
+    # The previous process placed the order, and the venue's fill reached the OMS, but its ack of the accepted
+    # event was lost. A venue that forgot the order (a restarted PRISM) would fill it a second time.
+    case.fakes.gateway.unavailable = 10_000
+    settings = exeq_settings(case.fakes, case.account, case.symbol, case.tag, ack_wait_s=1.0)
+    exeq, running = await start_exeq(settings)
+    accepted = order_event(case.account, case.symbol, case.order_id(5), 1, "accepted")
+    try:
+        await case.publish(accepted, accepted.event_id)
+        await eventually(lambda: case.fakes.gateway.attempts >= 2, what="retrying")
+    finally:
+        await running.stop()
+    filled = order_pb2.Order()
+    filled.CopyFrom(accepted.order)
+    filled.status, filled.venue_order_id = order_pb2.ORDER_STATUS_FILLED, "PRISM-1"
+    case.fakes.oms.orders[(case.account, filled.client_order_id)] = filled
+    case.fakes.gateway.unavailable = 0
+    exeq, running = await start_exeq(settings)
+    try:
+        await eventually(lambda: exeq.router.stats.resends_skipped == 1, what="resend skipped")
+        await eventually(lambda: exeq.router_source.health.messages >= 1, what="acknowledged")
+        await asyncio.sleep(1.2)  # past the ack wait: nothing comes back
+        info = await case.bus.js.consumer_info("ORDERS", settings.router_durable)
+        assert info.num_ack_pending == 0 and info.num_pending == 0
+        assert case.fakes.gateway.places == []
+    finally:
+        await running.stop()
+        await delete_consumers(exeq)

@@ -103,6 +103,13 @@ class FakeOms(oms_pb2_grpc.OmsServiceServicer):
         self.cancels.append(request)
         return oms_pb2.CancelOrderResponse()
 
+    async def GetOrder(self, request: oms_pb2.GetOrderRequest, context: Context) -> oms_pb2.GetOrderResponse:
+        for (account, _), order in self.orders.items():
+            if account == request.account_id and order.order_id == request.order_id:
+                return oms_pb2.GetOrderResponse(order=order)
+        await context.abort(grpc.StatusCode.NOT_FOUND, f"order {request.order_id} not found")
+        raise AssertionError("unreachable")
+
     async def ListOrders(self, request: oms_pb2.ListOrdersRequest, context: Context) -> oms_pb2.ListOrdersResponse:
         orders = [
             o

@@ -23,7 +23,8 @@ from services.exeq.adapters.codec import (
     parent_pb,
 )
 from services.exeq.adapters.ids import ulid
-from services.exeq.adapters.nats_io import MarketTradeFeed
+from services.exeq.adapters.nats_io import MarketTradeFeed, decode_deliveries
+from services.exeq.adapters.oms import venue_has_answered
 from services.exeq.domain.model import Algo, AlgoParams, ParentOrder, ParentStatus
 from services.runtime.errors import DomainError, ErrorKind
 from tests.support.marketdata import md_message
@@ -114,6 +115,49 @@ def _event(kind: str, parent_order_id: str = "") -> oms_events_pb2.OrderEvent:
 def test_order_event_view_carries_the_routing_fields() -> None:
     view = order_event_view(_event("cancel_requested"))
     assert (view.order_id, view.kind, view.version, view.venue) == ("O1", "cancel_requested", 4, "PAPER")
+
+
+def test_order_event_view_says_whether_jetstream_delivered_the_event_before() -> None:
+    msgs = [
+        cast(Msg, _Delivered(_event("accepted").SerializeToString(), 1)),
+        cast(Msg, _Delivered(_event("accepted").SerializeToString(), 2)),
+        cast(Msg, _Delivered(b"\xff\xff", 3)),
+    ]
+    assert [again for _, again in decode_deliveries(msgs)] == [False, True]
+    assert order_event_view(_event("accepted"), True).redelivered
+
+
+class _Delivered:
+    def __init__(self, data: bytes, num_delivered: int) -> None:
+        self.data, self.subject = data, "orders.ACC.O1"
+        self.metadata = Msg.Metadata(
+            sequence=Msg.Metadata.SequencePair(1, 1),
+            num_pending=0,
+            num_delivered=num_delivered,
+            timestamp=None,  # type: ignore[arg-type]
+            stream="ORDERS",
+            consumer="exeq-router",
+        )
+
+
+@pytest.mark.parametrize(
+    ("status", "venue_order_id", "answered"),
+    [
+        (order_pb2.ORDER_STATUS_PENDING_NEW, "", False),
+        (order_pb2.ORDER_STATUS_PENDING_CANCEL, "", False),
+        (order_pb2.ORDER_STATUS_PENDING_REPLACE, "", False),
+        (order_pb2.ORDER_STATUS_PENDING_NEW, "V1", True),
+        (order_pb2.ORDER_STATUS_PENDING_CANCEL, "V1", True),
+        (order_pb2.ORDER_STATUS_NEW, "V1", True),
+        (order_pb2.ORDER_STATUS_FILLED, "", True),
+        (order_pb2.ORDER_STATUS_REJECTED, "", True),
+        (order_pb2.ORDER_STATUS_CANCELED, "", True),
+    ],
+)
+def test_the_venue_has_answered_a_placement_once_the_order_has_a_venue_id_or_left_the_pending_states(
+    status: order_pb2.OrderStatus.ValueType, venue_order_id: str, answered: bool
+) -> None:
+    assert venue_has_answered(order_pb2.Order(status=status, venue_order_id=venue_order_id)) is answered
 
 
 def test_child_update_only_for_child_orders_with_the_fill_and_a_snapshot() -> None:

@@ -4,6 +4,7 @@ gateway failures, per-order ordering with concurrency across orders."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
@@ -93,6 +94,72 @@ async def test_accepted_event_is_placed_once_even_when_delivered_again_or_under_
     await r.handle(again_other_id)
     assert gateway.calls == [("place", "O1", 1, "PRISM")]
     assert r.stats.placed == 1 and r.stats.duplicates == 2
+
+
+class FakePlacements:
+    """What the OMS says of each order: whether its venue answered the placement."""
+
+    def __init__(self, answered: set[str], transient_failures: int = 0) -> None:
+        self.answered = answered
+        self.transient_failures = transient_failures
+        self.asked: list[str] = []
+
+    async def venue_answered(self, e: Event) -> bool:
+        self.asked.append(e.order_id)
+        if self.transient_failures:
+            self.transient_failures -= 1
+            raise TransientGatewayError("UNAVAILABLE: oms")
+        return e.order_id in self.answered
+
+
+def restarted_router(gateway: FakeGateway, placements: FakePlacements) -> Router[None]:
+    return Router(gateway, {}, no_sleep, fallback_venue="PRISM", placements=placements)
+
+
+def redelivered(order_id: str, version: int, kind: str) -> Event:
+    return replace(event(order_id, version, kind), redelivered=True)
+
+
+async def test_after_a_restart_an_accepted_event_delivered_again_is_not_placed_when_the_venue_already_answered() -> (
+    None
+):
+    gateway, placements = FakeGateway(), FakePlacements(answered={"O1"})
+    r = restarted_router(gateway, placements)
+    await r.handle(redelivered("O1", 1, "accepted"))
+    await r.handle(redelivered("O1", 1, "accepted"))
+    assert gateway.calls == [] and placements.asked == ["O1"]
+    assert r.stats.resends_skipped == 1 and r.stats.duplicates == 1
+    await r.handle(event("O1", 4, "cancel_requested"))  # later events of the order still go out
+    assert gateway.calls == [("cancel", "O1", 4, "PRISM")]
+
+
+async def test_an_accepted_event_delivered_again_is_placed_when_the_oms_holds_no_venue_answer() -> None:
+    gateway, placements = FakeGateway(), FakePlacements(answered=set(), transient_failures=2)
+    r = restarted_router(gateway, placements)
+    await asyncio.wait_for(r.handle(redelivered("O2", 1, "accepted")), 5)
+    assert gateway.calls == [("place", "O2", 1, "PRISM")]
+    assert placements.asked == ["O2", "O2", "O2"] and r.stats.retries == 2
+
+
+async def test_a_placement_retried_after_a_gateway_failure_stops_once_the_oms_has_the_venue_answer() -> None:
+    gateway, placements = FakeGateway(transient_failures=1), FakePlacements(answered=set())
+    r = restarted_router(gateway, placements)
+
+    async def venue_answer_arrives(_: float) -> None:  # the fill report reached the OMS during the backoff
+        placements.answered.add("O4")
+
+    r._sleep = venue_answer_arrives
+    await r.handle(event("O4", 1, "accepted"))
+    assert gateway.calls == [] and placements.asked == ["O4"]
+    assert r.stats.resends_skipped == 1 and r.stats.retries == 1
+
+
+async def test_a_first_delivery_is_placed_without_asking_the_oms() -> None:
+    gateway, placements = FakeGateway(), FakePlacements(answered={"O3"})
+    r = restarted_router(gateway, placements)
+    await r.handle(event("O3", 1, "accepted"))
+    await r.handle(redelivered("O3", 1, "accepted"))  # placed by this process: a duplicate, no question
+    assert gateway.calls == [("place", "O3", 1, "PRISM")] and placements.asked == []
 
 
 async def test_cancel_and_amend_go_to_the_order_venue_and_stale_events_are_dropped() -> None:

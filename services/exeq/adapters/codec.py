@@ -115,7 +115,9 @@ def market_trades(data: bytes) -> list[tuple[Decimal, int]]:
 # --- ORDERS (OMS order events) -------------------------------------------------------------------------------
 
 
-def order_event_view(event: oms_events_pb2.OrderEvent) -> OrderEventView[oms_events_pb2.OrderEvent]:
+def order_event_view(
+    event: oms_events_pb2.OrderEvent, redelivered: bool = False
+) -> OrderEventView[oms_events_pb2.OrderEvent]:
     return OrderEventView(
         event_id=event.event_id,
         order_id=event.order_id or event.order.order_id,
@@ -125,6 +127,7 @@ def order_event_view(event: oms_events_pb2.OrderEvent) -> OrderEventView[oms_eve
         kind=event.WhichOneof("event") or "",
         venue=venue_name(event.order.venue),
         payload=event,
+        redelivered=redelivered,
     )
 
 

@@ -34,10 +34,15 @@ async def ensure_consumer(bus: Bus, spec: BatchConsumerSpec) -> None:
 
 
 def decode_order_events(msgs: Sequence[Msg]) -> list[oms_events_pb2.OrderEvent]:
+    return [event for event, _ in decode_deliveries(msgs)]
+
+
+def decode_deliveries(msgs: Sequence[Msg]) -> list[tuple[oms_events_pb2.OrderEvent, bool]]:
+    """The well-formed events, each with whether JetStream delivered it before."""
     events = []
     for msg in msgs:
         try:
-            events.append(oms_events_pb2.OrderEvent.FromString(msg.data))
+            events.append((oms_events_pb2.OrderEvent.FromString(msg.data), msg.metadata.num_delivered > 1))
         except DecodeError:
             log.warning("exeq.malformed_order_event", subject=msg.subject)
     return events
@@ -68,7 +73,7 @@ class BatchSource:
 
 def router_handler(router: Router[oms_events_pb2.OrderEvent]) -> Callable[[Sequence[Msg]], Awaitable[None]]:
     async def handle(msgs: Sequence[Msg]) -> None:
-        await router.handle_many([order_event_view(e) for e in decode_order_events(msgs)])
+        await router.handle_many([order_event_view(e, again) for e, again in decode_deliveries(msgs)])
 
     return handle
 

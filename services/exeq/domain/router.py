@@ -6,6 +6,11 @@ rejection); a transient failure (gateway unavailable, deadline exceeded) is retr
 message stays unacknowledged and comes back after a restart. Idempotency: an order is placed at most once per
 process (the OMS order id is also the gateway's idempotency key), events not newer than the last routed version
 of an order are dropped, and events of one order are routed in order while different orders run concurrently.
+
+Across restarts: an `accepted` event that JetStream delivers again (its ack was lost, or the process stopped before
+acking), and a placement retried after a transient failure (which may have reached the venue), go out only if the
+OMS holds no venue answer for the order yet. A venue that forgot the order (a restarted simulator; Binance dedupes
+client order ids only among open orders) would otherwise trade it twice.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ class OrderEventView(Generic[P]):
     kind: str  # the OrderEvent oneof name: "accepted", "cancel_requested", ...
     venue: str  # "" when unspecified
     payload: P
+    redelivered: bool = False  # JetStream delivered the event before (to this process or an earlier one)
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,13 @@ class GatewayAnswer:
 
 class TransientGatewayError(Exception):
     """The gateway could not answer now (unavailable, deadline exceeded, rate limited): retry later."""
+
+
+class PlacementRecord(Protocol[P]):
+    async def venue_answered(self, event: OrderEventView[P]) -> bool:
+        """Whether the order's venue has already answered its placement (acknowledged, traded, rejected or ended
+        it), as far as the OMS knows. Raises TransientGatewayError when that cannot be told now."""
+        ...
 
 
 class VenueGateway(Protocol[P]):
@@ -97,6 +110,7 @@ class RouterStats:
     amended: int = 0
     refused: int = 0
     duplicates: int = 0
+    resends_skipped: int = 0
     ignored: int = 0
     retries: int = 0
 
@@ -126,8 +140,10 @@ class Router(Generic[P]):
         fallback_venue: str = "PRISM",
         retry: RetryPolicy = RetryPolicy(),
         memory: int = 200_000,
+        placements: PlacementRecord[P] | None = None,
     ) -> None:
         self._gateway = gateway
+        self._placements = placements
         self._default_venues = dict(default_venues)
         self._fallback = fallback_venue
         self._sleep = sleep
@@ -185,26 +201,40 @@ class Router(Generic[P]):
                 log.debug("router.duplicate", event_id=event.event_id, action=route.action.value)
                 return
             answer = await self._call_until_answered(event, route)
+            if answer is None:
+                self.stats.resends_skipped += 1
+                log.info("router.resend_skipped", event_id=event.event_id, order_id=event.order_id)
+                answer = GatewayAnswer(True, "placed before")
             self._record(event, route, answer)
         finally:
             mine.set_result(None)
             if self._lanes.get(event.order_id) is mine:
                 del self._lanes[event.order_id]
 
-    async def _call_until_answered(self, event: OrderEventView[P], route: Route) -> GatewayAnswer:
+    async def _call_until_answered(self, event: OrderEventView[P], route: Route) -> GatewayAnswer | None:
+        """The gateway's answer; None for a placement that the venue answered before (nothing was sent)."""
         backoff = self._retry.first_backoff_s
+        # A placement delivered again, or retried after a failure that may have reached the venue, goes out only
+        # if the OMS holds no venue answer for the order yet.
+        ask_first = route.action == Action.PLACE and event.redelivered
         while True:
             try:
-                if route.action == Action.PLACE:
-                    return await self._gateway.place(event, route.venue)
-                if route.action == Action.CANCEL:
-                    return await self._gateway.cancel(event, route.venue)
-                return await self._gateway.amend(event, route.venue)
+                if ask_first and self._placements is not None and await self._placements.venue_answered(event):
+                    return None
+                return await self._call(event, route)
             except TransientGatewayError as exc:
                 self.stats.retries += 1
                 log.warning("router.gateway_retry", event_id=event.event_id, error=str(exc), backoff_s=backoff)
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, self._retry.max_backoff_s)
+                ask_first = route.action == Action.PLACE
+
+    async def _call(self, event: OrderEventView[P], route: Route) -> GatewayAnswer:
+        if route.action == Action.PLACE:
+            return await self._gateway.place(event, route.venue)
+        if route.action == Action.CANCEL:
+            return await self._gateway.cancel(event, route.venue)
+        return await self._gateway.amend(event, route.venue)
 
     def _record(self, event: OrderEventView[P], route: Route, answer: GatewayAnswer) -> None:
         self._routed.put(event.order_id, max(event.version, self._routed.get(event.order_id, 0)))
