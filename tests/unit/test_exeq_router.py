@@ -220,3 +220,16 @@ async def test_one_orders_events_stay_ordered_across_concurrent_batches() -> Non
     second = asyncio.create_task(r.handle_many([event("O1", 2, "cancel_requested")]))
     await asyncio.wait_for(asyncio.gather(first, second), 5)
     assert [(a, o) for a, o, _, _ in gateway.calls if o == "O1"] == [("place", "O1"), ("cancel", "O1")]
+
+
+async def test_an_event_cancelled_while_it_waits_for_the_orders_previous_event_leaves_that_one_unharmed() -> None:
+    gateway = FakeGateway(delay_s=0.05)
+    r = router(gateway)
+    first = asyncio.create_task(r.handle(event("O1", 1, "accepted")))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(r.handle(event("O1", 2, "cancel_requested")))
+    await asyncio.sleep(0.01)
+    second.cancel()  # exeq stopping: its batch is cancelled
+    await asyncio.gather(second, return_exceptions=True)
+    await asyncio.wait_for(first, 1)
+    assert gateway.calls == [("place", "O1", 1, "PRISM")] and r.stats.placed == 1

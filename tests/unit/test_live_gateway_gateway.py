@@ -232,6 +232,35 @@ async def test_events_that_queued_up_go_out_together_vouching_only_for_what_was_
     assert await gw.last_sequence(Venue.PRISM, "acc-1") == 43
 
 
+async def test_a_caller_cancelled_while_it_waits_for_the_group_before_it_leaves_that_group_unharmed() -> None:
+    gw, _, pub = make()
+    gate = asyncio.Event()
+    send_report = pub.send_report
+
+    async def slow_first_ack(report: ExecutionReport, resume_sequence: int) -> Awaitable[bool]:
+        answer = await send_report(report, resume_sequence)
+        if report.execution.exec_id != "E41":
+            return answer
+
+        async def later() -> bool:
+            await gate.wait()
+            return await answer
+
+        return later()
+
+    pub.send_report = slow_first_ack  # type: ignore[method-assign]
+    sub = gw.subscribe("acc-1", frozenset())
+    first = asyncio.create_task(gw.on_execution(execution("E41", 41), False))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(gw.on_execution(execution("E42", 42), False))
+    await asyncio.sleep(0.01)  # the second waits for the first's fan-out
+    second.cancel()  # its RPC's deadline passed
+    await asyncio.gather(second, return_exceptions=True)
+    gate.set()
+    await asyncio.wait_for(first, 1)
+    assert sub.queue.qsize() == 1 and [r.execution.exec_id for r in pub.reports] == ["E41", "E42"]
+
+
 async def test_a_failed_group_moves_nothing_and_its_replay_is_published_again() -> None:
     gw, _, pub = make(FakeCheckpoints({(Venue.PRISM, "acc-1"): 40}))
     pub.fail_next = True

@@ -195,7 +195,7 @@ class Router(Generic[P]):
     ) -> None:
         try:
             if previous is not None:
-                await previous
+                await asyncio.shield(previous)  # a cancelled waiter must not cancel the event before it
             if self.is_duplicate(event, route):
                 self.stats.duplicates += 1
                 log.debug("router.duplicate", event_id=event.event_id, action=route.action.value)

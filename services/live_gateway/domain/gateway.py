@@ -507,7 +507,8 @@ class Gateway:
             if advance_checkpoint and last_seq > self._resume[key]:
                 self._resume[key] = last_seq
             if previous is not None:
-                await previous  # subscribers get the reports in the order they were sent
+                # Shielded: a caller cancelled while it waits must not cancel the group before it.
+                await asyncio.shield(previous)  # subscribers get the reports in the order they were sent
             stored = iter(outcomes)
             for report in pending:
                 if report.fill is not None:
