@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from trade.pnl.v1 import events_pb2, pnl_pb2, pnl_pb2_grpc
 
 from services.pnl.adapters import jetstream
-from services.pnl.adapters.consumer import FillConsumer
+from services.pnl.adapters.consumer import FillConsumer, JetStreamFillLog
 from services.pnl.adapters.daily import DailySnapshotStore
 from services.pnl.adapters.hub import PnlHub
 from services.pnl.adapters.marks import QuoteMarks
@@ -80,6 +80,7 @@ def compose(settings: PnlSettings, bus: Bus | None = None) -> Pnl:
         daily,
         hub,
         clock,
+        JetStreamFillLog(bus, settings.fills_stream, settings.account_fills_subject, settings.replay_message_timeout_s),
     )
     marks = QuoteMarks(bus, service, settings.quote_subject, settings.md_stream, settings.quote_subject_prefix)
     spec = BatchConsumerSpec(

@@ -14,6 +14,8 @@ class PnlSettings(ServiceSettings):
     fills_stream: str = "FILLS"
     # What the fill consumer (and the start-up replay) reads; tests narrow it to one account.
     fills_subject: str = "fills.>"
+    # One account's fills (a cell that fills reach out of log order is rebuilt from them).
+    account_fills_subject: str = "fills.{account}.>"
     durable: str = "pnl"
     batch_size: int = 500
     # short: acks lost with a NATS connection come back this soon (handling is idempotent per fill id)

@@ -19,6 +19,7 @@ import nats
 import pytest
 from trade.live_gateway.v1 import events_pb2 as exec_pb2
 from trade.oms.v1 import oms_pb2
+from trade.pnl.v1 import pnl_pb2, pnl_pb2_grpc
 from trade.ptrc.v1 import ptrc_pb2, ptrc_pb2_grpc
 from trade.type.v1 import fill_pb2, order_pb2
 
@@ -138,6 +139,29 @@ async def _check_books(client: TraderClient, cids: list[str]) -> None:
     assert position == expected
     assert list(report.differences) == []
     assert report.fills_replayed == len(fills)
+    await _check_pnl_matches_positions(client)
+
+
+async def _check_pnl_matches_positions(client: TraderClient) -> None:
+    """pnl nets the same fills per (account, symbol, strategy), in log order like ptrc: with one strategy its
+    realized PnL and fees are ptrc's, to the last decimal."""
+    ptrc = ptrc_pb2_grpc.PtrcServiceStub(client.channel)
+    request = ptrc_pb2.GetPositionRequest(account_id=client.account, symbol=SYMBOL)
+    stored = (await ptrc.GetPosition(request, metadata=client.auth, timeout=10)).position
+    want = (Decimal(stored.realized_pnl.value or "0"), Decimal(stored.fees.value or "0"))
+    pnl = pnl_pb2_grpc.PnlServiceStub(client.channel)
+    deadline = time.monotonic() + 30
+    while True:
+        total = (
+            await pnl.GetPnl(
+                pnl_pb2.GetPnlRequest(account_id=client.account, symbol=SYMBOL), metadata=client.auth, timeout=10
+            )
+        ).total
+        got = (Decimal(total.realized_pnl.value or "0"), Decimal(total.fees.value or "0"))
+        if got == want or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    assert got == want
 
 
 async def test_kill_9_of_the_oms_mid_burst_loses_and_doubles_nothing(admin: TraderClient) -> None:

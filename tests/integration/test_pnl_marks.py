@@ -17,6 +17,7 @@ from trade.normalizer.v1 import events_pb2 as md_events_pb2
 from trade.pnl.v1 import events_pb2, pnl_pb2, pnl_pb2_grpc
 from trade.type.v1 import decimal_pb2, fill_pb2, market_data_pb2, order_pb2, venue_pb2
 
+from services.pnl.adapters.consumer import JetStreamFillLog
 from services.pnl.bootstrap import Pnl, build, compose
 from services.pnl.settings import PnlSettings
 from services.runtime.bus import Bus
@@ -175,3 +176,21 @@ async def test_quotes_mark_unrealized_pnl_and_fills_realize_it_net_of_fees(bus: 
         for durable in durables:
             with contextlib.suppress(Exception):
                 await bus.js.delete_consumer("FILLS", durable)
+
+
+async def test_the_fill_log_gives_one_accounts_fills_in_log_order_with_their_sequences(bus: Bus) -> None:
+    account, other = f"TEST-PNL-{uuid.uuid4().hex[:8]}", f"TEST-PNL-{uuid.uuid4().hex[:8]}"
+    symbol = f"TEST{uuid.uuid4().hex[:6].upper()}USDT"
+    fills = [
+        make_fill(account, symbol, 1, order_pb2.SIDE_BUY, "1", "100"),
+        make_fill(other, symbol, 2, order_pb2.SIDE_BUY, "1", "100"),
+        make_fill(account, symbol, 3, order_pb2.SIDE_SELL, "1", "120"),
+    ]
+    for f in fills:
+        await publish_fill(bus, f)
+    end = int((await bus.js.stream_info("FILLS")).state.last_seq)
+    log = JetStreamFillLog(bus, "FILLS", "fills.{account}.>")
+    got = await log.fills_of(account, end)
+    assert [f.fill_id for f in got] == [fills[0].fill_id, fills[2].fill_id]
+    assert got[0].sequence < got[1].sequence <= end
+    assert [f.fill_id for f in await log.fills_of(account, got[0].sequence)] == [fills[0].fill_id]

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from dataclasses import replace
 from decimal import Decimal
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -23,6 +25,7 @@ from services.pnl.domain.model import (
     trading_day,
 )
 from services.pnl.domain.service import PnlService
+from services.runtime.errors import DomainError, ErrorKind
 
 DAY = "2026-11-25"
 T0 = day_start_ns(DAY) + 3_600 * 10**9  # 01:00 UTC
@@ -150,6 +153,19 @@ class Recorder:
         self.mark_accounts.append(accounts)
 
 
+class FakeLog:
+    def __init__(self, fills: list[FillRecord]) -> None:
+        self.fills = fills
+        self.reads: list[tuple[str, int]] = []
+        self.down = False
+
+    async def fills_of(self, account_id: str, up_to_sequence: int) -> list[FillRecord]:
+        self.reads.append((account_id, up_to_sequence))
+        if self.down:
+            raise DomainError("DEPENDENCY_UNAVAILABLE", "nats down", ErrorKind.UNAVAILABLE)
+        return [f for f in self.fills if f.account_id == account_id and f.sequence <= up_to_sequence]
+
+
 class Clock:
     def __init__(self, now: int) -> None:
         self.now = now
@@ -160,7 +176,7 @@ class Clock:
 
 async def test_the_service_publishes_an_intraday_snapshot_per_changed_account_and_closes_the_day() -> None:
     rec = Recorder()
-    svc = PnlService(PnlLedger(), rec, rec, rec, Clock(T0))
+    svc = PnlService(PnlLedger(), rec, rec, rec, Clock(T0), FakeLog([]))
     a1, a2 = fill("buy", "1", "100", "0.1"), fill("buy", "2", "10", account="B", symbol="ETHUSDT")
     snaps = await svc.handle([a1, a2, a1])
     assert [(s.account_id, s.kind, s.fill_id) for s in snaps] == [("A", SnapshotKind.INTRADAY, a1.fill_id),
@@ -184,9 +200,48 @@ async def test_the_service_publishes_an_intraday_snapshot_per_changed_account_an
     assert trading_day(day_start_ns("2026-11-26") - 1) == DAY
 
 
+def logged(fills: list[FillRecord]) -> list[FillRecord]:
+    return [replace(f, sequence=n) for n, f in enumerate(fills, start=1)]
+
+
+async def test_a_fill_redelivered_after_later_ones_leaves_the_pnl_a_replay_of_the_log_would_hold() -> None:
+    # In log order: long 1 @ 100, closed at 120 (+20), long 1 @ 90. Applied in delivery order 1, 3, 2 it would be
+    # long 2 @ 95 closed at 120 (+25).
+    log = FakeLog(logged([fill("buy", "1", "100"), fill("sell", "1", "120"), fill("buy", "1", "90")]))
+    other = replace(fill("buy", "1", "10", symbol="ETHUSDT"), sequence=4)
+    rec = Recorder()
+    svc = PnlService(PnlLedger(), rec, rec, rec, Clock(T0), log)
+    await svc.handle([log.fills[0]])
+    await svc.handle([log.fills[2]])
+    snaps = await svc.handle([log.fills[1], other])  # the batch holding fill 2 failed; JetStream redelivered it
+
+    t = total(svc.ledger, "BTCUSDT")
+    assert (t.realized_pnl, t.position_quantity) == (Decimal(20), Decimal(1))
+    assert svc.ledger.breakdown("A", "BTCUSDT", "s1", T0 + 10**9).total.unrealized_pnl == 0  # no mark
+    replayed = PnlLedger()
+    for f in log.fills:
+        replayed.apply(f)
+    assert total(replayed, "BTCUSDT") == t
+    assert total(svc.ledger, "ETHUSDT").position_quantity == 1  # the other cell applied as usual
+    assert log.reads == [("A", 4)] and [s.account_id for s in snaps] == ["A"]
+    assert await svc.handle([log.fills[1]]) == []  # a further redelivery is a duplicate
+
+
+async def test_a_log_read_failing_while_rebuilding_a_cell_applies_nothing_of_the_batch() -> None:
+    log = FakeLog(logged([fill("buy", "1", "100"), fill("sell", "1", "120"), fill("buy", "1", "90")]))
+    rec = Recorder()
+    svc = PnlService(PnlLedger(), rec, rec, rec, Clock(T0), log)
+    await svc.handle([log.fills[0]])
+    await svc.handle([log.fills[2]])
+    log.down = True
+    with pytest.raises(DomainError):
+        await svc.handle([log.fills[1]])
+    assert log.fills[1].fill_id not in svc.ledger and total(svc.ledger, "BTCUSDT").position_quantity == 2
+
+
 async def test_snapshot_ids_stay_unique_for_fills_at_the_same_instant() -> None:
     rec = Recorder()
-    svc = PnlService(PnlLedger(), rec, rec, rec, Clock(T0))
+    svc = PnlService(PnlLedger(), rec, rec, rec, Clock(T0), FakeLog([]))
     first = await svc.handle(
         [FillRecord("x1", "A", "BTCUSDT", "", Side.BUY, Decimal(1), Decimal(1), Decimal(0), "", T0)]
     )

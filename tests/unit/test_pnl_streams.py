@@ -28,6 +28,11 @@ from services.runtime.errors import DomainError, ErrorKind
 from tests.support.marketdata import md_message
 
 
+class NoLog:
+    async def fills_of(self, account_id: str, up_to_sequence: int) -> list[FillRecord]:
+        raise AssertionError("these fills arrive in order: nothing to rebuild")
+
+
 class Clock:
     def __init__(self, now: int) -> None:
         self.now = now
@@ -56,7 +61,7 @@ def fill(n: int, side: str = "buy", price: str = "100") -> FillRecord:
 
 def setup(floor_ms: int = 50, heartbeat_s: float = 5.0) -> tuple[PnlService, PnlServicer, DailySnapshotStore]:
     hub, daily = PnlHub(), DailySnapshotStore()
-    service = PnlService(PnlLedger(), NullPublisher(), daily, hub, Clock(time.time_ns()))
+    service = PnlService(PnlLedger(), NullPublisher(), daily, hub, Clock(time.time_ns()), NoLog())
     service.replay([])
     return service, PnlServicer(service, hub, daily, floor_ms, heartbeat_s), daily
 

@@ -17,8 +17,42 @@ from services.pnl.domain.model import FillRecord
 from services.pnl.domain.service import PnlService
 from services.runtime.batches import BatchConsumerSpec, ConsumerHealth, consume_batches
 from services.runtime.bus import Bus
+from services.runtime.errors import DomainError, ErrorKind
 
 log = structlog.get_logger("pnl.consumer")
+
+
+def decode_logged(payloads: Sequence[tuple[int, bytes]]) -> tuple[list[FillRecord], int]:
+    """The well-formed fills of (stream sequence, payload) pairs, each with its sequence, and how many were not."""
+    out, malformed = [], 0
+    for sequence, data in payloads:
+        try:
+            out.append(replace(decode_fill(data), sequence=sequence))
+        except MalformedFill as exc:
+            malformed += 1
+            log.warning("pnl.malformed_fill", sequence=sequence, error=str(exc))
+    return out, malformed
+
+
+class JetStreamFillLog:
+    """One account's fills read back from FILLS (the PnL service's FillLog)."""
+
+    def __init__(self, bus: Bus, stream: str, account_subject: str, timeout_s: float = 5.0) -> None:
+        """account_subject: one account's fills, with "{account}" as placeholder (e.g. "fills.{account}.>")."""
+        self._bus = bus
+        self._stream = stream
+        self._account_subject = account_subject
+        self._timeout = timeout_s
+
+    async def fills_of(self, account_id: str, up_to_sequence: int) -> list[FillRecord]:
+        subject = self._account_subject.format(account=account_id)
+        try:
+            logged = await jetstream.replay(self._bus, self._stream, subject, up_to_sequence, self._timeout)
+        except Exception as exc:
+            raise DomainError(
+                "DEPENDENCY_UNAVAILABLE", f"reading the fill log failed: {exc!r}", ErrorKind.UNAVAILABLE
+            ) from exc
+        return decode_logged(logged)[0]
 
 
 class FillConsumer:
@@ -40,14 +74,9 @@ class FillConsumer:
         self._task: asyncio.Task[None] | None = None
 
     def _decode(self, payloads: Sequence[tuple[int, bytes]]) -> list[FillRecord]:
-        out = []
-        for sequence, data in payloads:
-            try:
-                out.append(decode_fill(data))
-            except MalformedFill as exc:
-                self.malformed += 1
-                log.warning("pnl.malformed_fill", sequence=sequence, error=str(exc))
-        return out
+        fills, malformed = decode_logged(payloads)
+        self.malformed += malformed
+        return fills
 
     async def _handle(self, msgs: Sequence[Msg]) -> None:
         fills = self._decode([(m.metadata.sequence.stream, m.data) for m in msgs])

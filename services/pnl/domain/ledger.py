@@ -26,6 +26,8 @@ class PnlLedger:
         self._cells: dict[Key, Cell] = {}
         self._by_symbol: dict[str, list[Cell]] = {}
         self._applied: set[str] = set()
+        # Per cell, the highest FILLS stream sequence of a fill applied to it.
+        self._sequences: dict[Key, int] = {}
         self._marks: dict[str, Mark] = {}
         self._currency = reporting_currency
         # Highest as_of handed out per account, so snapshot ids stay unique even for fills at the same instant.
@@ -44,7 +46,37 @@ class PnlLedger:
         mark = self._marks.get(fill.symbol)
         cell.start_day(trading_day(fill.event_time_ns), mark.price if mark else None)
         cell.apply(fill)
+        self._sequences[key] = max(self._sequences.get(key, 0), fill.sequence)
         return True
+
+    def late(self, fills: Iterable[FillRecord]) -> set[Key]:
+        """Cells that a new fill among these reaches out of log order: a fill logged before one already applied to
+        the same cell (a JetStream redelivery). Average-cost PnL depends on the order of fills; the log's counts."""
+        highest = dict(self._sequences)
+        late: set[Key] = set()
+        for fill in fills:
+            if fill.fill_id in self._applied or not fill.sequence:
+                continue
+            key = (fill.account_id, fill.symbol, fill.strategy_id)
+            if fill.sequence < highest.get(key, 0):
+                late.add(key)
+            highest[key] = max(highest.get(key, 0), fill.sequence)
+        return late
+
+    def sequence_of(self, key: Key) -> int:
+        return self._sequences.get(key, 0)
+
+    def recompute(self, key: Key, logged: Iterable[FillRecord]) -> int:
+        """Rebuild a cell from its fills in log order (those of other cells are skipped); returns how many."""
+        fills = [f for f in logged if (f.account_id, f.symbol, f.strategy_id) == key]
+        cell = self._cells.get(key)
+        if cell is None:
+            cell = self._cells[key] = Cell(*key)
+            self._by_symbol.setdefault(key[1], []).append(cell)
+        cell.recompute(fills)
+        self._applied.update(f.fill_id for f in fills)
+        self._sequences[key] = max((f.sequence for f in fills), default=0)
+        return len(fills)
 
     def __contains__(self, fill_id: str) -> bool:
         return fill_id in self._applied

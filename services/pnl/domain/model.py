@@ -11,6 +11,7 @@ Aggregates (per symbol, per strategy, per account) are sums of cells.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from enum import Enum
@@ -66,6 +67,7 @@ class FillRecord:
     fee: Decimal
     fee_currency: str
     event_time_ns: int
+    sequence: int = 0  # the fill's FILLS stream sequence (0 when not read from the stream)
 
     @property
     def signed_quantity(self) -> Decimal:
@@ -123,6 +125,15 @@ class Cell:
         if self.day != day:
             self.day_start_net = self.net(mark if mark is not None else self.last_price)
             self.day = day
+
+    def recompute(self, fills: Iterable[FillRecord]) -> None:
+        """Replace the position and PnL by those of these fills applied in order; the day baseline stays."""
+        fresh = Cell(self.account_id, self.symbol, self.strategy_id)
+        for fill in fills:
+            fresh.apply(fill)
+        self.quantity, self.avg_entry_price = fresh.quantity, fresh.avg_entry_price
+        self.realized_pnl, self.fees = fresh.realized_pnl, fresh.fees
+        self.fill_count, self.last_price = fresh.fill_count, fresh.last_price
 
     def apply(self, fill: FillRecord) -> None:
         signed = fill.signed_quantity

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from services.pnl.domain.model import Snapshot
+from services.pnl.domain.model import FillRecord, Snapshot
+
+
+class FillLog(Protocol):
+    async def fills_of(self, account_id: str, up_to_sequence: int) -> list[FillRecord]:
+        """The account's well-formed fills on FILLS up to the sequence, in log order (each with its sequence)."""
+        ...
 
 
 class SnapshotPublisher(Protocol):

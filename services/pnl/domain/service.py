@@ -9,7 +9,7 @@ import structlog
 
 from services.pnl.domain.ledger import PnlLedger
 from services.pnl.domain.model import NS_PER_DAY, FillRecord, Snapshot, SnapshotKind, day_start_ns, mid, trading_day
-from services.pnl.domain.ports import Clock, DailyStore, PnlListener, SnapshotPublisher
+from services.pnl.domain.ports import Clock, DailyStore, FillLog, PnlListener, SnapshotPublisher
 
 log = structlog.get_logger("pnl")
 
@@ -22,8 +22,10 @@ class PnlService:
         daily: DailyStore,
         listener: PnlListener,
         clock: Clock,
+        fill_log: FillLog,
     ) -> None:
         self.ledger = ledger
+        self._log = fill_log
         self._publisher = publisher
         self._daily = daily
         self._listener = listener
@@ -42,11 +44,22 @@ class PnlService:
         """Apply a batch of fills; publish one intraday snapshot per account the batch changed.
 
         Snapshots are derived records: one that cannot be published is logged and counted, never a reason to
-        hold back the fills (which are applied exactly once either way).
+        hold back the fills (which are applied exactly once either way). A cell that a fill reaches out of log
+        order is rebuilt from the log instead, so that it is the same as a replay's whatever the delivery order; if
+        the log cannot be read, nothing of the batch is applied (it comes back).
         """
+        late = self.ledger.late(fills)
+        logged: dict[str, list[FillRecord]] = {}
+        if late:
+            up_to = max([f.sequence for f in fills] + [self.ledger.sequence_of(key) for key in late])
+            for account_id in sorted({key[0] for key in late}):
+                logged[account_id] = await self._log.fills_of(account_id, up_to)
+        for key in sorted(late):
+            count = self.ledger.recompute(key, logged[key[0]])
+            log.info("pnl.recomputed_out_of_order", account_id=key[0], symbol=key[1], strategy_id=key[2], fills=count)
         last: dict[str, FillRecord] = {}
         for fill in fills:
-            if self.ledger.apply(fill):
+            if self.ledger.apply(fill) or (fill.account_id, fill.symbol, fill.strategy_id) in late:
                 last[fill.account_id] = fill
         snapshots = [
             self.ledger.snapshot(
